@@ -1,0 +1,33 @@
+"""Runs a JAX function through our compiler directly (no PJRT, no plugin).
+
+Lowers `fn` with JAX, serializes it as the StableHLO portable artifact the plugin would
+receive, compiles it with xla_metal.compiler and runs it on MLX. Used to test lowering rules
+in isolation; the same tables also run through the real plugin (tests/test_ops.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import mlx.core as mx
+import numpy as np
+from jax._src.lib import _jax
+from jaxlib.mlir.dialects import stablehlo
+
+from xla_metal.compiler import compile_program
+from xla_metal.runtime.dtypes import to_mlx, to_numpy
+
+
+def artifact(fn, *args: Any) -> bytes:
+    text = jax.jit(fn).lower(*args).as_text(debug_info=True)
+    return _jax.mlir.serialize_portable_artifact(text, stablehlo.get_current_version(), False)
+
+
+def run_direct(fn, *args: Any) -> list[np.ndarray]:
+    program = compile_program(artifact(fn, *args), verify_each=True)
+    flat = [np.asarray(a) for a in jax.tree_util.tree_leaves(args)]
+    inputs = [to_mlx(a, a.dtype.name) for a in flat]
+    outputs = program.entry()(*inputs)
+    mx.eval(outputs)
+    return [to_numpy(o) for o in outputs]

@@ -1,0 +1,102 @@
+"""Passes over the program IR, run in order by `run_pipeline`.
+
+Each pass takes and returns a Module. `verify` runs after every pass when the pipeline is
+asked to check itself (the tests do), so a pass that breaks the IR is caught where it ran.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..errors import InvalidArgumentError, UnimplementedError
+from ..runtime.dtypes import MLX_DTYPE
+from . import ir
+from .ir import PURE, Block, Module, Op, TensorType, TupleType
+
+Pass = Callable[[Module], Module]
+
+
+def verify(module: Module) -> Module:
+    """Every operand is defined before use; every block ends in a terminator."""
+
+    def check(block: Block, visible: set[int], where: str) -> None:
+        visible = visible | {id(a) for a in block.args}
+        if not block.ops or block.ops[-1].op not in ir.TERMINATORS:
+            raise InvalidArgumentError(f"[verify] a block in {where} has no terminator")
+        for operation in block.ops:
+            for v in operation.operands:
+                if id(v) not in visible:
+                    raise InvalidArgumentError(f"[verify] {operation.op.value} in {where} reads "
+                                               f"a value defined later or elsewhere")
+            for region in operation.regions:
+                check(region, visible, where)
+            visible |= {id(r) for r in operation.results}
+
+    for fn in module.functions.values():
+        check(fn.body, set(), f"@{fn.name}")
+    if module.entry not in module.functions:
+        raise InvalidArgumentError(f"[verify] entry function @{module.entry} is missing")
+    return module
+
+
+def check_dtypes(module: Module) -> Module:
+    """Refuse, at compile time and by name, any element type MLX cannot hold."""
+
+    def refuse(t: object, what: str, loc: str) -> None:
+        if isinstance(t, TupleType):
+            for e in t.elements:
+                refuse(e, what, loc)
+        elif isinstance(t, TensorType) and t.dtype not in MLX_DTYPE:
+            where = f" (at {loc})" if loc else ""
+            raise UnimplementedError(f"[dtype] {t.dtype} is not supported on metal: {what}"
+                                     f"{where}")
+
+    for fn in module.functions.values():
+        for a in fn.args:
+            refuse(a.type, f"argument of @{fn.name}", "")
+        for operation in ir.walk(fn.body):
+            for r in operation.results:
+                refuse(r.type, f"result of {operation.op.value}", operation.loc)
+    return module
+
+
+def eliminate_dead_code(module: Module) -> Module:
+    """Drop pure operations whose results nobody reads (JAX leaves a few behind)."""
+
+    def sweep(block: Block) -> None:
+        for operation in block.ops:
+            for region in operation.regions:
+                sweep(region)
+        live: set[int] = set()
+        kept = []
+        for operation in reversed(block.ops):
+            used = any(id(r) in live for r in operation.results)
+            if operation.op in PURE and operation.op not in ir.TERMINATORS and not used:
+                continue
+            kept.append(operation)
+            live.update(id(v) for v in operation.operands)
+            for region in operation.regions:
+                live.update(id(v) for o in ir.walk(region) for v in o.operands)
+        block.ops = kept[::-1]
+
+    for fn in module.functions.values():
+        sweep(fn.body)
+    return module
+
+
+PIPELINE: list[tuple[str, Pass]] = [
+    ("check element types", check_dtypes),
+    ("eliminate dead code", eliminate_dead_code),
+]
+
+
+def run_pipeline(module: Module, verify_each: bool = False) -> Module:
+    verify(module)
+    for _name, stage in PIPELINE:
+        module = stage(module)
+        if verify_each:
+            verify(module)
+    return module
+
+
+__all__ = ["PIPELINE", "run_pipeline", "verify", "Op"]

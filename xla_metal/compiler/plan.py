@@ -1,0 +1,153 @@
+"""Executable plans: a program IR function turned into a list of prepared steps.
+
+Building a plan resolves every rule, materializes every constant and numbers every value,
+so running it makes no decision that could have been made earlier. A function with no
+host-driven control flow (while/if/case) anywhere inside is additionally handed to
+mx.compile, which fuses its element-wise work.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import mlx.core as mx
+
+from ..errors import UnimplementedError
+from ..runtime.dtypes import to_mlx
+from . import ir
+from .ir import CONTROL_FLOW, Block, Module, Op, Operation, Value
+from .lowering import registry
+
+_USE_MX_COMPILE = os.environ.get("XLA_METAL_MX_COMPILE", "1") != "0"
+
+
+class RuleContext:
+    """What a rule may ask for while running: its op's regions and the module's functions."""
+
+    __slots__ = ("program", "captures", "regions")
+
+    def __init__(self, program: Program, regions: Sequence[BlockPlan],
+                 captures: Sequence[Sequence[Any]]) -> None:
+        self.program = program
+        self.regions = regions
+        self.captures = captures
+
+    def region(self, index: int) -> Callable[..., list[Any]]:
+        """Region `index` of the op as a function of its block arguments."""
+        plan = self.regions[index]
+        captured = self.captures[index]
+        return lambda *args: plan.run(captured, args)
+
+    def region_plan(self, index: int) -> BlockPlan:
+        return self.regions[index]
+
+    def call(self, function: str, *args: Any) -> list[Any]:
+        return self.program.function(function)(*args)
+
+
+def free_values(block: Block) -> list[Value]:
+    """Values a block reads but neither defines nor receives (captured from outside)."""
+    defined: set[int] = {id(a) for a in block.args}
+    free: dict[int, Value] = {}
+    for operation in block.ops:
+        for v in operation.operands:
+            if id(v) not in defined:
+                free.setdefault(id(v), v)
+        for region in operation.regions:
+            defined.update(id(a) for a in region.args)
+            for v in free_values(region):
+                if id(v) not in defined:
+                    free.setdefault(id(v), v)
+        defined.update(id(r) for r in operation.results)
+    return list(free.values())
+
+
+class BlockPlan:
+    """A block as numbered slots and steps; run(captures, args) -> results."""
+
+    def __init__(self, program: Program, block: Block) -> None:
+        self.program = program
+        self.captures = free_values(block)
+        slot: dict[int, int] = {}
+        for v in [*self.captures, *block.args]:
+            slot[id(v)] = len(slot)
+        template: list[Any] = [None] * len(slot)
+        steps: list[tuple[Any, ...]] = []
+        for operation in block.ops[:-1]:
+            for r in operation.results:
+                slot[id(r)] = len(template)
+                template.append(None)
+            if operation.op is Op.CONSTANT:
+                template[slot[id(operation.results[0])]] = _constant(operation)
+                continue
+            rule = registry.get_rule(operation, program.platform)
+            regions = [BlockPlan(program, region) for region in operation.regions]
+            ins = [slot[id(v)] for v in operation.operands]
+            region_ins = [[slot[id(v)] for v in r.captures] for r in regions]
+            outs = [slot[id(r)] for r in operation.results]
+            steps.append((rule, operation, ins, outs, regions, region_ins))
+        self.n_fixed = len(self.captures) + len(block.args)
+        self.template = template
+        self.steps = steps
+        self.results = [slot[id(v)] for v in block.terminator.operands]
+
+    def run(self, captures: Sequence[Any], args: Sequence[Any]) -> list[Any]:
+        env = list(self.template)
+        env[: self.n_fixed] = [*captures, *args]
+        program = self.program
+        for rule, operation, ins, outs, regions, region_ins in self.steps:
+            ctx = RuleContext(program, regions, [[env[i] for i in r] for r in region_ins])
+            values = rule(ctx, operation, *[env[i] for i in ins])
+            for i, v in zip(outs, values, strict=True):
+                env[i] = v
+        return [env[i] for i in self.results]
+
+
+def _constant(operation: Operation) -> Any:
+    t = operation.results[0].type
+    assert isinstance(t, ir.TensorType)
+    return to_mlx(operation.attrs["value"], t.dtype)
+
+
+def _has_control_flow(module: Module, function: str, seen: set[str] | None = None) -> bool:
+    seen = seen if seen is not None else set()
+    if function in seen:
+        return False
+    seen.add(function)
+    for operation in ir.walk(module.functions[function].body):
+        if operation.op in CONTROL_FLOW:
+            return True
+        callee = operation.attrs.get("callee") or operation.attrs.get("decomposition")
+        if callee and _has_control_flow(module, callee, seen):
+            return True
+    return False
+
+
+def _function_runner(plan: BlockPlan) -> Callable[..., list[Any]]:
+    return lambda *args: plan.run((), args)
+
+
+class Program:
+    """A compiled module: a callable per function, built on first use."""
+
+    def __init__(self, module: Module, platform: str) -> None:
+        self.module = module
+        self.platform = platform
+        # Every function is planned now, so a missing rule is a compile-time error.
+        self._functions: dict[str, Callable[..., list[Any]]] = {
+            name: _function_runner(BlockPlan(self, fn.body))
+            for name, fn in module.functions.items()}
+
+    def function(self, name: str) -> Callable[..., list[Any]]:
+        try:
+            return self._functions[name]
+        except KeyError:
+            raise UnimplementedError(f"[plan] call to unknown function @{name}") from None
+
+    def entry(self) -> Callable[..., list[Any]]:
+        fn = self.function(self.module.entry)
+        if _USE_MX_COMPILE and not _has_control_flow(self.module, self.module.entry):
+            return mx.compile(fn)
+        return fn

@@ -1,0 +1,60 @@
+"""Element types: IR names (numpy-style), PJRT_Buffer_Type codes and MLX dtypes."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import numpy as np
+
+from ..compiler.importer import numpy_dtype
+from ..errors import UnimplementedError
+
+# PJRT_Buffer_Type enum values (our pjrt_c_api.h) for each IR dtype name.
+PJRT_TYPE = {
+    "bool": 1, "int8": 2, "int16": 3, "int32": 4, "int64": 5,
+    "uint8": 6, "uint16": 7, "uint32": 8, "uint64": 9,
+    "float16": 10, "float32": 11, "float64": 12, "bfloat16": 13,
+    "complex64": 14, "complex128": 15,
+    "float8_e5m2": 16, "float8_e4m3fn": 17, "float8_e4m3b11fnuz": 18, "float8_e5m2fnuz": 19,
+    "float8_e4m3fnuz": 20, "int4": 21, "uint4": 22, "int2": 24, "uint2": 25,
+    "float8_e4m3": 26, "float8_e3m4": 27,
+}
+NAME_OF_PJRT_TYPE = {code: name for name, code in PJRT_TYPE.items()}
+
+MLX_DTYPE = {
+    "bool": mx.bool_, "int8": mx.int8, "int16": mx.int16, "int32": mx.int32,
+    "int64": mx.int64, "uint8": mx.uint8, "uint16": mx.uint16, "uint32": mx.uint32,
+    "uint64": mx.uint64, "float16": mx.float16, "bfloat16": mx.bfloat16,
+    "float32": mx.float32, "float64": mx.float64, "complex64": mx.complex64,
+}
+NAME_OF_MLX_DTYPE = {v: k for k, v in MLX_DTYPE.items()}
+
+
+def mlx_dtype(name: str) -> mx.Dtype:
+    try:
+        return MLX_DTYPE[name]
+    except KeyError:
+        raise UnimplementedError(f"[dtype] {name} is not supported on metal "
+                                 f"(MLX has no {name} type)") from None
+
+
+def name_of_pjrt_type(code: int) -> str:
+    try:
+        return NAME_OF_PJRT_TYPE[code]
+    except KeyError:
+        raise UnimplementedError(f"[dtype] PJRT buffer type {code} is not supported") from None
+
+
+def to_mlx(array: np.ndarray, name: str) -> mx.array:
+    """A host array of IR dtype `name` as an MLX array (bfloat16 travels as its bits)."""
+    dtype = mlx_dtype(name)
+    if name == "bfloat16":
+        return mx.array(np.ascontiguousarray(array).view(np.uint16)).view(dtype)
+    return mx.array(np.ascontiguousarray(array), dtype=dtype)
+
+
+def to_numpy(array: mx.array) -> np.ndarray:
+    """An MLX array as a numpy array of the matching IR dtype."""
+    name = NAME_OF_MLX_DTYPE[array.dtype]
+    if name == "bfloat16":
+        return np.array(array.view(mx.uint16), copy=False).view(numpy_dtype(name))
+    return np.array(array, copy=False)
