@@ -1,0 +1,1 @@
+"""The runtime: handles, transfers and execution behind the PJRT surface."""

@@ -1,0 +1,155 @@
+"""The Python end of the bridge to the C++ PJRT surface (see pjrt/bridge.h).
+
+C++ calls `attach(address)` once, with the address of its XmBridge table; we fill the table
+with ctypes callbacks. ctypes takes the GIL around every callback, so C++ threads that do not
+hold it (Compile, Execute) are safe. Each callback turns every exception into the
+"<code>:<message>" text that C++ turns into a PJRT_Error; nothing escapes into C.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes as C
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from .errors import FailedPreconditionError, pjrt_code
+
+BRIDGE_VERSION = 1
+
+XmCall = C.CFUNCTYPE(C.c_void_p, C.c_void_p)
+_i64p = C.POINTER(C.c_int64)
+
+
+class PluginAttributesArgs(C.Structure):
+    _fields_ = [("stablehlo_current", C.c_int64 * 3), ("stablehlo_minimum", C.c_int64 * 3)]
+
+
+class ClientCreateArgs(C.Structure):
+    _fields_ = [("client", C.c_int64), ("platform_version", C.c_char_p),
+                ("device_kind", C.c_char_p)]
+
+
+class ReleaseArgs(C.Structure):
+    _fields_ = [("handle", C.c_int64)]
+
+
+class CompileArgs(C.Structure):
+    _fields_ = [("client", C.c_int64),
+                ("code", C.c_void_p), ("code_size", C.c_size_t),
+                ("format", C.c_void_p), ("format_size", C.c_size_t),
+                ("options", C.c_void_p), ("options_size", C.c_size_t),
+                ("executable", C.c_int64), ("name", C.c_char_p),
+                ("num_args", C.c_int32), ("num_outputs", C.c_int32),
+                ("output_meta", _i64p), ("output_meta_size", C.c_size_t),
+                ("fingerprint", C.c_char_p)]
+
+
+class ExecuteArgs(C.Structure):
+    _fields_ = [("executable", C.c_int64), ("args", _i64p), ("num_args", C.c_int32),
+                ("donated", C.POINTER(C.c_uint8)), ("outputs", _i64p),
+                ("num_outputs", C.c_int32)]
+
+
+class FromHostArgs(C.Structure):
+    _fields_ = [("client", C.c_int64), ("data", C.c_void_p), ("type", C.c_int32),
+                ("rank", C.c_int32), ("dims", _i64p), ("byte_strides", _i64p),
+                ("buffer", C.c_int64)]
+
+
+class ToHostArgs(C.Structure):
+    _fields_ = [("buffer", C.c_int64), ("dst", C.c_void_p), ("dst_size", C.c_int64),
+                ("minor_to_major", _i64p), ("rank", C.c_int32)]
+
+
+class SerializeArgs(C.Structure):
+    _fields_ = [("executable", C.c_int64), ("data", C.c_void_p), ("size", C.c_size_t)]
+
+
+class ProgramTextArgs(C.Structure):
+    _fields_ = [("executable", C.c_int64), ("text", C.c_void_p), ("size", C.c_size_t)]
+
+
+_EXITING = C.CFUNCTYPE(None)
+
+
+class Bridge(C.Structure):
+    _fields_ = [("version", C.c_uint32), ("python_exiting", _EXITING),
+                *((name, XmCall) for name in (
+                    "plugin_attributes", "client_create", "client_destroy", "compile",
+                    "deserialize", "executable_release", "serialize", "program_text",
+                    "execute", "buffer_from_host", "buffer_to_host", "buffer_release"))]
+
+
+# Memory handed to C++ (strings, arrays, error texts) must outlive the callback that returns
+# it: C++ copies it at once, so keeping the latest per thread is enough.
+_local = threading.local()
+
+
+def keep(obj: Any) -> Any:
+    """Keeps `obj` alive until the next callback on this thread returns something."""
+    _local.kept.append(obj)
+    return obj
+
+
+def _fail(exc: BaseException) -> int:
+    message = str(exc) or type(exc).__name__
+    if pjrt_code(exc) == 13 and not message.startswith("["):  # internal: say where it came from
+        frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+        where = f" ({frame[0].filename}:{frame[0].lineno})" if frame else ""
+        message = f"{type(exc).__name__}: {message}{where}"
+    _local.error = C.create_string_buffer(f"{pjrt_code(exc)}:{message}".encode("utf-8",
+                                                                                "replace"))
+    return C.addressof(_local.error)
+
+
+def _callback(handler: Callable[[Any], None], args_type: type[C.Structure]) -> Any:
+    def call(address: int) -> int | None:
+        _local.kept = []
+        try:
+            handler(args_type.from_address(address))
+            return None
+        except BaseException as exc:  # noqa: BLE001 - everything becomes a PJRT_Error
+            return _fail(exc)
+
+    return XmCall(call)
+
+
+_table: Bridge | None = None
+_callbacks: list[Any] = []  # the ctypes thunks must live as long as the process
+
+
+def attach(address: int) -> None:
+    """Fills the C++ bridge table at `address` with our callbacks."""
+    global _table
+    from . import runtime  # noqa: F401 - imported here so a bad install fails with its cause
+    from .runtime import api
+
+    table = Bridge.from_address(address)
+    if table.version != BRIDGE_VERSION:
+        raise FailedPreconditionError(f"[bridge] the PJRT library speaks bridge version "
+                                      f"{table.version}, the Python package {BRIDGE_VERSION}: "
+                                      f"reinstall xla-metal")
+    handlers = {
+        "plugin_attributes": (api.plugin_attributes, PluginAttributesArgs),
+        "client_create": (api.client_create, ClientCreateArgs),
+        "client_destroy": (api.client_destroy, ReleaseArgs),
+        "compile": (api.compile, CompileArgs),
+        "deserialize": (api.deserialize, CompileArgs),
+        "executable_release": (api.release, ReleaseArgs),
+        "serialize": (api.serialize, SerializeArgs),
+        "program_text": (api.program_text, ProgramTextArgs),
+        "execute": (api.execute, ExecuteArgs),
+        "buffer_from_host": (api.buffer_from_host, FromHostArgs),
+        "buffer_to_host": (api.buffer_to_host, ToHostArgs),
+        "buffer_release": (api.release, ReleaseArgs),
+    }
+    for name, (handler, args_type) in handlers.items():
+        thunk = _callback(handler, args_type)
+        _callbacks.append(thunk)
+        setattr(table, name, thunk)
+    _table = table
+    exiting = table.python_exiting
+    atexit.register(lambda: exiting())

@@ -1,0 +1,74 @@
+"""JAX integration: registers the 'metal' platform through the `jax_plugins` entry point.
+
+Kept apart from the compiler: this module knows JAX's registration API and the supported
+jax/jaxlib window, nothing else. It must stay cheap to import (JAX imports it when it first
+looks for backends), so MLX and the compiler are loaded only when a client is created.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+
+from . import __version__
+
+PLATFORM = "metal"
+SUPPORTED = ((0, 10, 2), (0, 12, 0))  # jax/jaxlib versions: [lowest, first unsupported)
+INSTALL_HINT = "pip install 'jax>=0.10.2,<0.12' 'jaxlib>=0.10.2,<0.12'"
+
+logger = logging.getLogger(__name__)
+
+
+def library_path() -> Path:
+    return Path(__file__).resolve().parent / "libxla_metal_pjrt.so"
+
+
+def _version(text: str) -> tuple[int, ...]:
+    parts = []
+    for piece in text.split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def version_problem() -> str | None:
+    """A message saying what to install when jax/jaxlib are outside our window, else None."""
+    low, high = SUPPORTED
+    for package in ("jax", "jaxlib"):
+        try:
+            found = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return f"xla-metal {__version__} needs {package}; install it: {INSTALL_HINT}"
+        if not low <= _version(found) < high:
+            return (f"xla-metal {__version__} supports jax/jaxlib >=0.10.2,<0.12 but "
+                    f"{package} {found} is installed; install a supported version: "
+                    f"{INSTALL_HINT}")
+    return None
+
+
+def has_metal_gpu() -> bool:
+    return platform.system() == "Darwin" and platform.machine() == "arm64"
+
+
+def initialize() -> None:
+    """Called by JAX's plugin discovery. Never raises: JAX would fail to import."""
+    problem = version_problem()
+    if problem:
+        logger.warning("%s; the 'metal' platform is not registered.", problem)
+        return
+    path = library_path()
+    if not path.exists():
+        logger.warning("xla-metal: %s is missing (a broken install?); 'metal' is not "
+                       "registered.", path)
+        return
+    from jax._src import xla_bridge
+
+    # The default backend only where a Metal GPU exists; elsewhere (Linux) 'metal' ranks below
+    # 'cpu', so installing the package changes nothing unless the user asks for it.
+    priority = 500 if has_metal_gpu() else -100
+    if os.environ.get("XLA_METAL_PRIORITY"):
+        priority = int(os.environ["XLA_METAL_PRIORITY"])
+    xla_bridge.register_plugin(PLATFORM, priority=priority, library_path=str(path))

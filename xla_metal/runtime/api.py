@@ -1,0 +1,233 @@
+"""What the PJRT surface asks of Python: clients, compiles, executions, transfers.
+
+Each function takes the ctypes view of its bridge.h argument struct, reads its inputs and
+writes its outputs. Objects live in one handle table; C++ holds only the integer handles.
+"""
+
+from __future__ import annotations
+
+import ctypes as C
+import hashlib
+import itertools
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import mlx.core as mx
+import numpy as np
+
+from .. import __version__
+from ..bridge import keep
+from ..compiler import compile_program, ir
+from ..compiler.importer import numpy_dtype, stablehlo_versions
+from ..errors import InvalidArgumentError, UnimplementedError, XlaMetalError
+from .dtypes import PJRT_TYPE, name_of_pjrt_type, to_mlx, to_numpy
+
+_handles: dict[int, Any] = {}
+_next_handle = itertools.count(1)
+
+
+def _new_handle(obj: Any) -> int:
+    handle = next(_next_handle)
+    _handles[handle] = obj
+    return handle
+
+
+def _get(handle: int, kind: type) -> Any:
+    obj = _handles.get(handle)
+    if not isinstance(obj, kind):
+        raise InvalidArgumentError(f"[runtime] no live {kind.__name__.lower()} with handle "
+                                   f"{handle} (deleted?)")
+    return obj
+
+
+def release(args: Any) -> None:
+    _handles.pop(args.handle, None)
+
+
+# ------------------------------------------------------------------------------ client
+
+
+@dataclass
+class Client:
+    device: mx.Device
+
+
+def _device() -> mx.Device:
+    choice = os.environ.get("XLA_METAL_DEVICE", "")
+    if choice in ("cpu", "gpu"):
+        return mx.Device(mx.cpu if choice == "cpu" else mx.gpu)
+    return mx.default_device()
+
+
+def _device_kind(device: mx.Device) -> str:
+    if device.type == mx.cpu:
+        return "MLX CPU"
+    if mx.metal.is_available():
+        return "Apple GPU (MLX Metal)"
+    return "NVIDIA GPU (MLX CUDA)"
+
+
+def plugin_attributes(args: Any) -> None:
+    current, minimum = stablehlo_versions()
+    args.stablehlo_current[:] = current
+    args.stablehlo_minimum[:] = minimum
+
+
+def client_create(args: Any) -> None:
+    device = _device()
+    args.client = _new_handle(Client(device))
+    args.platform_version = keep(f"xla-metal {__version__}; mlx {mx.__version__}".encode())
+    args.device_kind = keep(_device_kind(device).encode())
+
+
+def client_destroy(args: Any) -> None:
+    _handles.pop(args.handle, None)
+
+
+# -------------------------------------------------------------------------- executables
+
+
+@dataclass
+class Executable:
+    client: Client
+    run: Any                      # the entry function: MLX arrays -> MLX arrays
+    module: ir.Module
+    fingerprint: str
+    output_types: list[ir.TensorType]
+
+
+def _tensor_types(types: list[Any], what: str) -> list[ir.TensorType]:
+    for t in types:
+        if not isinstance(t, ir.TensorType):
+            raise UnimplementedError(f"[compile] {what} of type {t} is not supported on metal")
+    return types
+
+
+def compile(args: Any) -> None:  # noqa: A001 - the PJRT verb
+    client = _get(args.client, Client)
+    fmt = C.string_at(args.format, args.format_size).decode() if args.format_size else "mlir"
+    if fmt != "mlir":
+        raise UnimplementedError(f"[compile] program format '{fmt}' is not supported "
+                                 f"(expected 'mlir')")
+    code = C.string_at(args.code, args.code_size)
+    platform = "cpu" if client.device.type == mx.cpu else "gpu"
+    program = compile_program(code, platform)
+    module = program.module
+    main = module.main
+    outputs = _tensor_types(main.result_types, "a result")
+    _tensor_types([a.type for a in main.args], "an argument")
+    fingerprint = hashlib.sha256(code + f"|{__version__}|{platform}".encode()).hexdigest()
+    exe = Executable(client, program.entry(), module, fingerprint, outputs)
+    meta: list[int] = []
+    for t in outputs:
+        meta += [PJRT_TYPE[t.dtype], t.rank, *t.shape]
+    args.executable = _new_handle(exe)
+    args.name = keep(main.name.encode())
+    args.num_args = len(main.args)
+    args.num_outputs = len(outputs)
+    array = keep((C.c_int64 * max(len(meta), 1))(*meta))
+    args.output_meta = C.cast(array, C.POINTER(C.c_int64))
+    args.output_meta_size = len(meta)
+    args.fingerprint = keep(fingerprint.encode())
+
+
+def deserialize(args: Any) -> None:
+    raise UnimplementedError("[serialize] executable deserialization is not implemented yet")
+
+
+def serialize(args: Any) -> None:
+    raise UnimplementedError("[serialize] executable serialization is not implemented yet")
+
+
+def program_text(args: Any) -> None:
+    exe = _get(args.executable, Executable)
+    text = keep(ir.format_module(exe.module).encode())
+    args.text = C.cast(C.c_char_p(text), C.c_void_p)
+    args.size = len(text)
+
+
+def execute(args: Any) -> None:
+    exe = _get(args.executable, Executable)
+    main = exe.module.main
+    if args.num_args != len(main.args):
+        raise InvalidArgumentError(f"[execute] @{main.name} takes {len(main.args)} arguments, "
+                                   f"got {args.num_args}")
+    inputs = []
+    for i in range(args.num_args):
+        array = _handles.get(args.args[i])
+        if not isinstance(array, mx.array):
+            raise InvalidArgumentError(f"[execute] argument {i} is not a live buffer (deleted?)")
+        want = main.args[i].type
+        assert isinstance(want, ir.TensorType)
+        if tuple(array.shape) != want.shape or to_name(array) != want.dtype:
+            raise InvalidArgumentError(
+                f"[execute] argument {i} is {to_name(array)}{list(array.shape)}, the program "
+                f"expects {want.dtype}{list(want.shape)}")
+        inputs.append(array)
+    with mx.stream(exe.client.device):
+        outputs = exe.run(*inputs)
+        mx.eval(outputs)
+    for i, (array, want) in enumerate(zip(outputs, exe.output_types, strict=True)):
+        if tuple(array.shape) != want.shape or to_name(array) != want.dtype:
+            raise XlaMetalError(f"[execute] internal error: result {i} came out as "
+                                f"{to_name(array)}{list(array.shape)}, declared "
+                                f"{want.dtype}{list(want.shape)}")
+    for i, array in enumerate(outputs):
+        args.outputs[i] = _new_handle(array)
+
+
+def to_name(array: mx.array) -> str:
+    from .dtypes import NAME_OF_MLX_DTYPE
+
+    return NAME_OF_MLX_DTYPE[array.dtype]
+
+
+# ---------------------------------------------------------------------------- transfers
+
+
+def buffer_from_host(args: Any) -> None:
+    client = _get(args.client, Client)
+    name = name_of_pjrt_type(args.type)
+    dtype = numpy_dtype(name)
+    dims = tuple(args.dims[i] for i in range(args.rank))
+    if any(d < 0 for d in dims):
+        raise InvalidArgumentError(f"[transfer] negative dimension in {list(dims)}")
+    count = int(np.prod(dims, dtype=np.int64))
+    if count == 0:
+        host = np.zeros(dims, dtype)
+    elif not args.data:
+        raise InvalidArgumentError("[transfer] host buffer pointer is NULL")
+    elif args.byte_strides:
+        strides = tuple(args.byte_strides[i] for i in range(args.rank))
+        if any(s < 0 for s in strides):
+            raise UnimplementedError(f"[transfer] negative byte strides {list(strides)}")
+        extent = sum((d - 1) * s for d, s in zip(dims, strides, strict=True)) + dtype.itemsize
+        raw = (C.c_char * extent).from_address(args.data)
+        host = np.ndarray(dims, dtype, buffer=raw, strides=strides)
+    else:
+        raw = (C.c_char * (count * dtype.itemsize)).from_address(args.data)
+        host = np.frombuffer(raw, dtype).reshape(dims)
+    with mx.stream(client.device):
+        array = to_mlx(host, name)  # copies: the host memory may go away after this call
+        mx.eval(array)
+    args.buffer = _new_handle(array)
+
+
+def buffer_to_host(args: Any) -> None:
+    array = _handles.get(args.buffer)
+    if not isinstance(array, mx.array):
+        raise InvalidArgumentError(f"[transfer] buffer {args.buffer} is not live (deleted?)")
+    host = to_numpy(array)
+    if args.minor_to_major:
+        minor_to_major = [args.minor_to_major[i] for i in range(args.rank)]
+        if sorted(minor_to_major) != list(range(host.ndim)):
+            raise InvalidArgumentError(f"[transfer] bad layout {minor_to_major} for a rank "
+                                       f"{host.ndim} array")
+        host = host.transpose(minor_to_major[::-1])
+    host = np.ascontiguousarray(host)
+    if host.nbytes != args.dst_size:
+        raise InvalidArgumentError(f"[transfer] destination holds {args.dst_size} bytes, the "
+                                   f"buffer has {host.nbytes}")
+    if host.nbytes:
+        C.memmove(args.dst, host.ctypes.data, host.nbytes)
