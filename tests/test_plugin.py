@@ -1,0 +1,138 @@
+"""The PJRT plugin through JAX: registration, jit, eager ops, transfers, errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_dtypes
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TRANSFER_DTYPES = [np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16,
+                   np.uint32, np.uint64, np.float16, ml_dtypes.bfloat16, np.float32,
+                   np.complex64]
+
+
+def _sample(dtype, shape) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    dtype = np.dtype(dtype)
+    if dtype == np.bool_:
+        return rng.integers(0, 2, shape).astype(bool)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return rng.integers(info.min, info.max, shape, dtype=dtype, endpoint=True)
+    if dtype.kind == "c":
+        return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def test_device_is_registered(metal: jax.Device) -> None:
+    assert metal.platform == "metal"
+    assert metal.id == 0
+    assert "MLX" in metal.device_kind
+    # opt-in on Linux: the default backend stays JAX's CPU backend
+    assert jax.default_backend() == "cpu"
+
+
+@pytest.mark.parametrize("dtype", TRANSFER_DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("shape", [(), (0,), (5,), (3, 4), (2, 0, 3), (2, 3, 4)])
+def test_transfer_round_trip(metal: jax.Device, dtype, shape) -> None:
+    host = _sample(dtype, shape)
+    on_device = jax.device_put(host, metal)
+    assert on_device.devices() == {metal}
+    back = np.asarray(on_device)
+    assert back.shape == host.shape
+    assert back.dtype == host.dtype
+    np.testing.assert_array_equal(back, host)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.float32, np.complex64, ml_dtypes.bfloat16],
+                         ids=lambda d: np.dtype(d).name)
+def test_transfer_honours_strides(metal: jax.Device, dtype) -> None:
+    base = _sample(dtype, (6, 8))
+    for view in (base[:, ::2], base.T, base[::-1, 1:7:3], np.asfortranarray(base)):
+        back = np.asarray(jax.device_put(view, metal))
+        np.testing.assert_array_equal(back, view)
+
+
+def test_jit_runs_on_metal(metal: jax.Device) -> None:
+    x = jax.device_put(np.arange(6, dtype=np.float32).reshape(2, 3), metal)
+    y = jax.jit(lambda a: jnp.sin(a) * 2 + 1)(x)
+    assert y.devices() == {metal}
+    np.testing.assert_allclose(np.asarray(y), np.sin(np.asarray(x)) * 2 + 1, rtol=1e-6)
+
+
+def test_eager_ops_run_on_metal(metal: jax.Device) -> None:
+    with jax.default_device(metal):
+        a = jnp.arange(12.0).reshape(3, 4)
+        b = (a * 2 - 1).sum(axis=0)
+    assert b.devices() == {metal}
+    np.testing.assert_allclose(np.asarray(b), (np.arange(12.0).reshape(3, 4) * 2 - 1).sum(0))
+
+
+def test_output_layout_and_multiple_results(metal: jax.Device) -> None:
+    x = jax.device_put(np.arange(24, dtype=np.int32).reshape(2, 3, 4), metal)
+    t, s = jax.jit(lambda a: (a.transpose(2, 0, 1), a.sum()))(x)
+    np.testing.assert_array_equal(np.asarray(t), np.arange(24).reshape(2, 3, 4).transpose(2, 0, 1))
+    assert int(s) == 276
+
+
+def test_unsupported_custom_call_names_target_and_line(metal: jax.Device) -> None:
+    def f(x):
+        return jax.ffi.ffi_call("xla_metal_test_missing_target",
+                                jax.ShapeDtypeStruct(x.shape, x.dtype))(x)
+
+    x = jax.device_put(np.ones(3, np.float32), metal)
+    with pytest.raises(Exception) as info:
+        jax.jit(f)(x)
+    message = str(info.value)
+    assert "xla_metal_test_missing_target" in message
+    assert "not supported on metal" in message
+    assert "test_plugin.py" in message  # the user's source line
+
+
+def test_unsupported_dtype_is_refused_by_name(metal: jax.Device) -> None:
+    host = np.ones(4, ml_dtypes.float8_e4m3fn)
+    with pytest.raises(Exception, match="float8_e4m3fn"):
+        jax.device_put(host, metal).block_until_ready()
+
+
+def test_error_leaves_the_process_usable(metal: jax.Device) -> None:
+    x = jax.device_put(np.ones(3, np.float32), metal)
+    with pytest.raises(Exception):
+        jax.jit(lambda a: jax.ffi.ffi_call("missing_target_2",
+                                           jax.ShapeDtypeStruct(a.shape, a.dtype))(a))(x)
+    np.testing.assert_allclose(np.asarray(jax.jit(lambda a: a + 1)(x)), [2, 2, 2])
+
+
+def test_deleted_buffer_is_an_error(metal: jax.Device) -> None:
+    x = jax.device_put(np.ones(3, np.float32), metal)
+    x.delete()
+    with pytest.raises(RuntimeError, match="deleted"):
+        jax.jit(lambda a: a + 1)(x)
+
+
+def _losses(platform: str) -> list[float]:
+    env = dict(os.environ, JAX_PLATFORMS=platform)
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / "train_mlp.py"),
+                          "--steps", "40", "--every", "10"],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"({platform})" in out.stdout
+    return [float(line.split()[-1]) for line in out.stdout.splitlines()
+            if line.startswith("step")]
+
+
+def test_training_program_gives_the_same_losses_as_cpu() -> None:
+    metal_losses = _losses("metal")
+    cpu_losses = _losses("cpu")
+    assert len(metal_losses) == len(cpu_losses) == 5
+    np.testing.assert_allclose(metal_losses, cpu_losses, rtol=2e-4)
+    assert metal_losses[-1] < metal_losses[0]
