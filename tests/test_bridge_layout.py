@@ -7,7 +7,6 @@ import re
 import subprocess
 from pathlib import Path
 
-
 from xla_metal import bridge
 
 HEADER = Path(bridge.__file__).parent / "pjrt" / "bridge.h"

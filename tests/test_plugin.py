@@ -106,7 +106,7 @@ def test_unsupported_dtype_is_refused_by_name(metal: jax.Device) -> None:
 
 def test_error_leaves_the_process_usable(metal: jax.Device) -> None:
     x = jax.device_put(np.ones(3, np.float32), metal)
-    with pytest.raises(Exception):
+    with pytest.raises(Exception, match="missing_target_2"):
         jax.jit(lambda a: jax.ffi.ffi_call("missing_target_2",
                                            jax.ShapeDtypeStruct(a.shape, a.dtype))(a))(x)
     np.testing.assert_allclose(np.asarray(jax.jit(lambda a: a + 1)(x)), [2, 2, 2])

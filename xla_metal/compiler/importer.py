@@ -397,4 +397,5 @@ class _Importer:
                 assert isinstance(result_type, pir.TensorType)
                 return parse_dense_text(text[start:], result_type.shape,
                                         numpy_dtype(result_type.dtype))
-            raise UnimplementedError(f"[import] attribute '{name}' of {op.name} cannot be read")
+            raise UnimplementedError(
+                f"[import] attribute '{name}' of {op.name} cannot be read") from None

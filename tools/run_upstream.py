@@ -1,0 +1,132 @@
+"""Runs JAX's own upstream test files against the 'metal' platform and reports pass rates.
+
+    git -C <jax mirror> archive jax-v0.10.2 tests | tar -x -C /tmp/jax-upstream
+    python tools/run_upstream.py --tests /tmp/jax-upstream/tests [--cases 1] [--budget 900]
+
+One process per file (a crash loses one file, and is reported as such), JAX_PLATFORMS=metal,cpu
+(a CPU device exists for tests that need one), JUnit XML parsed into a per-file table:
+passed, failed, errors, skipped, rate = passed / (passed + failed + errors). The report is
+written to docs/upstream-<date>.md. The tests are never patched and no failure is re-labelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CORE_FILES = [
+    "lax_test", "lax_numpy_test", "lax_numpy_operators_test", "lax_numpy_reducers_test",
+    "lax_numpy_indexing_test", "lax_numpy_einsum_test", "lax_numpy_setops_test",
+    "lax_numpy_ufuncs_test", "lax_control_flow_test", "lax_autodiff_test", "lax_vmap_test",
+    "lax_vmap_op_test", "random_lax_test", "linalg_test", "fft_test", "lax_scipy_test",
+    "lax_scipy_special_functions_test", "scipy_signal_test", "scipy_ndimage_test",
+    "scipy_stats_test", "nn_test", "image_test", "dtypes_test", "polynomial_test",
+    "custom_linear_solve_test", "custom_root_test", "ode_test", "batching_test", "api_test",
+]
+
+
+@dataclass
+class FileResult:
+    name: str
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+    status: str = "ok"  # ok, crashed (signal N), timed out, no report
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        total = self.passed + self.failed + self.errors
+        return self.passed / total if total else 0.0
+
+
+def parse_junit(path: Path, result: FileResult) -> None:
+    for case in ET.parse(path).getroot().iter("testcase"):
+        name = f"{case.get('classname', '')}.{case.get('name', '')}"
+        if case.find("failure") is not None:
+            result.failed += 1
+            result.failures.append(name)
+        elif case.find("error") is not None:
+            result.errors += 1
+            result.failures.append(name)
+        elif case.find("skipped") is not None:
+            result.skipped += 1
+        else:
+            result.passed += 1
+
+
+def run_file(tests: Path, name: str, cases: int, budget: int, out: Path) -> FileResult:
+    result = FileResult(name)
+    xml = out / f"{name}.xml"
+    env = dict(os.environ, JAX_PLATFORMS="metal,cpu", JAX_NUM_GENERATED_CASES=str(cases))
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={xml}",
+           str(tests / f"{name}.py")]
+    try:
+        proc = subprocess.run(cmd, env=env, cwd=tests.parent, capture_output=True, text=True,
+                              timeout=budget)
+        if proc.returncode < 0:
+            result.status = f"crashed (signal {-proc.returncode})"
+    except subprocess.TimeoutExpired:
+        result.status = f"timed out after {budget}s"
+    if xml.exists():
+        parse_junit(xml, result)
+    elif result.status == "ok":
+        result.status = "no report"
+    return result
+
+
+def report(results: list[FileResult], cases: int) -> str:
+    lines = [f"# JAX upstream tests on 'metal' ({datetime.date.today()})", "",
+             f"JAX_NUM_GENERATED_CASES={cases}; JAX_PLATFORMS=metal,cpu; command: "
+             f"`python tools/run_upstream.py --cases {cases}`", "",
+             "| file | passed | failed | errors | skipped | rate | status |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for r in results:
+        lines.append(f"| {r.name} | {r.passed} | {r.failed} | {r.errors} | {r.skipped} | "
+                     f"{r.rate:.2%} | {r.status} |")
+    total = FileResult("total")
+    for r in results:
+        total.passed += r.passed
+        total.failed += r.failed
+        total.errors += r.errors
+        total.skipped += r.skipped
+    lines.append(f"| **total** | {total.passed} | {total.failed} | {total.errors} | "
+                 f"{total.skipped} | {total.rate:.2%} | |")
+    lines += ["", "## Failures", ""]
+    for r in results:
+        for f in r.failures:
+            lines.append(f"- {r.name}: {f}")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tests", type=Path, required=True, help="jax's tests/ folder")
+    parser.add_argument("--files", nargs="*", default=CORE_FILES)
+    parser.add_argument("--cases", type=int, default=1)
+    parser.add_argument("--budget", type=int, default=900, help="seconds per file")
+    parser.add_argument("--out", type=Path, default=Path("docs"))
+    args = parser.parse_args()
+    work = Path(os.environ.get("TMPDIR", "/tmp")) / "xla-metal-upstream"
+    work.mkdir(parents=True, exist_ok=True)
+    results = []
+    for name in args.files:
+        r = run_file(args.tests.resolve(), name, args.cases, args.budget, work)
+        print(f"{name:36s} {r.passed:6d} passed {r.failed:5d} failed {r.errors:5d} errors "
+              f"{r.skipped:5d} skipped  {r.rate:7.2%}  {r.status}", flush=True)
+        results.append(r)
+    args.out.mkdir(exist_ok=True)
+    path = args.out / f"upstream-{datetime.date.today()}.md"
+    path.write_text(report(results, args.cases))
+    print(f"report: {path}")
+
+
+if __name__ == "__main__":
+    main()
