@@ -21,6 +21,7 @@ from ..bridge import keep
 from ..compiler import compile_program, ir
 from ..compiler.importer import numpy_dtype, stablehlo_versions
 from ..errors import InvalidArgumentError, UnimplementedError, XlaMetalError
+from . import serialization
 from .dtypes import PJRT_TYPE, name_of_pjrt_type, to_mlx, to_numpy
 
 _handles: dict[int, Any] = {}
@@ -95,6 +96,8 @@ class Executable:
     module: ir.Module
     fingerprint: str
     output_types: list[ir.TensorType]
+    code: bytes                   # the program as received: what serialization keeps
+    platform: str
 
 
 def _tensor_types(types: list[Any], what: str) -> list[ir.TensorType]:
@@ -105,20 +108,29 @@ def _tensor_types(types: list[Any], what: str) -> list[ir.TensorType]:
 
 
 def compile(args: Any) -> None:  # noqa: A001 - the PJRT verb
-    client = _get(args.client, Client)
+    _get(args.client, Client)  # a dead client is an error before any work
     fmt = C.string_at(args.format, args.format_size).decode() if args.format_size else "mlir"
     if fmt != "mlir":
         raise UnimplementedError(f"[compile] program format '{fmt}' is not supported "
                                  f"(expected 'mlir')")
-    code = C.string_at(args.code, args.code_size)
-    platform = "cpu" if client.device.type == mx.cpu else "gpu"
+    _compile_into(args, C.string_at(args.code, args.code_size))
+
+
+def _platform(client: Client) -> str:
+    return "cpu" if client.device.type == mx.cpu else "gpu"
+
+
+def _compile_into(args: Any, code: bytes) -> None:
+    """Compiles `code` for the client in args and fills the compile outputs of args."""
+    client = _get(args.client, Client)
+    platform = _platform(client)
     program = compile_program(code, platform)
     module = program.module
     main = module.main
     outputs = _tensor_types(main.result_types, "a result")
     _tensor_types([a.type for a in main.args], "an argument")
     fingerprint = hashlib.sha256(code + f"|{__version__}|{platform}".encode()).hexdigest()
-    exe = Executable(client, program.entry(), module, fingerprint, outputs)
+    exe = Executable(client, program.entry(), module, fingerprint, outputs, code, platform)
     meta: list[int] = []
     for t in outputs:
         meta += [PJRT_TYPE[t.dtype], t.rank, *t.shape]
@@ -133,11 +145,16 @@ def compile(args: Any) -> None:  # noqa: A001 - the PJRT verb
 
 
 def deserialize(args: Any) -> None:
-    raise UnimplementedError("[serialize] executable deserialization is not implemented yet")
+    blob = C.string_at(args.code, args.code_size)
+    code = serialization.load(blob, _platform(_get(args.client, Client)))
+    _compile_into(args, code)
 
 
 def serialize(args: Any) -> None:
-    raise UnimplementedError("[serialize] executable serialization is not implemented yet")
+    exe = _get(args.executable, Executable)
+    blob = keep(serialization.dump(exe.code, exe.platform))
+    args.data = C.cast(C.c_char_p(blob), C.c_void_p)
+    args.size = len(blob)
 
 
 def program_text(args: Any) -> None:

@@ -1,0 +1,54 @@
+"""The serialized-executable format: versioned, checksummed, and data only.
+
+A blob is MAGIC, a 4-byte little-endian header length, a JSON header, then the StableHLO
+program bytes the executable was compiled from. Loading parses and checks every field and
+recompiles the program (our compile is deterministic and fast); nothing is unpickled or
+evaluated, so a tampered blob can at worst be refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+
+from .. import __version__
+from ..errors import InvalidArgumentError
+
+MAGIC = b"XLAMETAL"
+FORMAT_VERSION = 1
+
+
+def dump(code: bytes, platform: str) -> bytes:
+    header = json.dumps({"format": FORMAT_VERSION, "xla_metal": __version__,
+                         "platform": platform, "size": len(code),
+                         "sha256": hashlib.sha256(code).hexdigest()}).encode()
+    return MAGIC + struct.pack("<I", len(header)) + header + code
+
+
+def load(blob: bytes, platform: str) -> bytes:
+    """The program bytes of a blob from `dump`, after checking that it is ours and intact."""
+    if not blob.startswith(MAGIC) or len(blob) < len(MAGIC) + 4:
+        raise InvalidArgumentError("[deserialize] not an xla-metal executable")
+    (length,) = struct.unpack_from("<I", blob, len(MAGIC))
+    start = len(MAGIC) + 4
+    try:
+        header = json.loads(blob[start:start + length])
+    except ValueError as e:
+        raise InvalidArgumentError(f"[deserialize] corrupted header: {e}") from None
+    if not isinstance(header, dict):
+        raise InvalidArgumentError("[deserialize] corrupted header")
+    if header.get("format") != FORMAT_VERSION or header.get("xla_metal") != __version__:
+        raise InvalidArgumentError(
+            f"[deserialize] executable was written by xla-metal {header.get('xla_metal')} "
+            f"(format {header.get('format')}); this is {__version__} (format "
+            f"{FORMAT_VERSION}): recompile it")
+    if header.get("platform") != platform:
+        raise InvalidArgumentError(f"[deserialize] executable was compiled for MLX "
+                                   f"{header.get('platform')}, this client runs {platform}")
+    code = blob[start + length:]
+    if len(code) != header.get("size") or \
+            hashlib.sha256(code).hexdigest() != header.get("sha256"):
+        raise InvalidArgumentError("[deserialize] executable is truncated or corrupted "
+                                   "(checksum mismatch)")
+    return code
