@@ -28,14 +28,36 @@ class BuildPjrtLibrary(build_ext):
         return ["GetPjrtApi"]
 
 
+def _link_args() -> list[str]:
+    """Export only GetPjrtApi: -fvisibility=hidden does not hide C++ library template code."""
+    if sysconfig.get_platform().startswith("linux"):
+        return ["-ldl", "-lpthread", "-Wl,--version-script=xla_metal/pjrt/exports.map"]
+    if sysconfig.get_platform().startswith("macosx"):
+        return ["-Wl,-exported_symbol,_GetPjrtApi"]
+    return []
+
+
 pjrt = Extension(
     "xla_metal.libxla_metal_pjrt",
-    sources=["xla_metal/pjrt/plugin.cc"],
+    sources=[
+        "xla_metal/pjrt/plugin.cc",
+        "xla_metal/pjrt/errors_events.cc",
+        "xla_metal/pjrt/python_runtime.cc",
+        "xla_metal/pjrt/client.cc",
+        "xla_metal/pjrt/buffer.cc",
+        "xla_metal/pjrt/executable.cc",
+    ],
+    depends=[
+        "xla_metal/pjrt/pjrt_c_api.h",
+        "xla_metal/pjrt/bridge.h",
+        "xla_metal/pjrt/internal.h",
+        "xla_metal/pjrt/exports.map",
+    ],
     include_dirs=["xla_metal/pjrt"],
     language="c++",
     extra_compile_args=["-std=c++17", "-O2", "-fvisibility=hidden", "-Wall", "-Wextra"],
     define_macros=[("XM_DEFAULT_LIBPYTHON", '"%s"' % _libpython())],
-    extra_link_args=["-ldl", "-lpthread"] if sysconfig.get_platform().startswith("linux") else [],
+    extra_link_args=_link_args(),
 )
 
 setup(ext_modules=[pjrt], cmdclass={"build_ext": BuildPjrtLibrary})

@@ -1,0 +1,435 @@
+// Executables: programs compiled by the Python compiler. Their signature (name, outputs,
+// fingerprint) is kept here so metadata queries need no Python; compiling, executing,
+// serializing and printing go through the bridge.
+#include <cstring>
+
+#include "internal.h"
+
+namespace xla_metal {
+
+// What compile (or deserialize) reported about one executable held by Python. Shared by the
+// loaded executable and every PJRT_Executable view of it; the last owner releases the handle.
+struct ExecutableState {
+  ExecutableState(PJRT_Client* client, int64_t handle) : client(client), handle(handle) {}
+  ~ExecutableState() { ReleaseHandle(&XmBridge::executable_release, handle); }
+  ExecutableState(const ExecutableState&) = delete;
+  ExecutableState& operator=(const ExecutableState&) = delete;
+
+  PJRT_Client* const client;
+  const int64_t handle;
+  std::string name;
+  std::string fingerprint;
+  int32_t num_args = 0;
+  std::vector<PJRT_Buffer_Type> output_types;
+  std::vector<int64_t> output_dims;         // every output's dimensions back to back
+  std::vector<size_t> output_ranks;
+  std::vector<size_t> output_dims_offsets;  // where each output's dimensions start
+  std::vector<const char*> output_memory_kinds;
+  std::vector<size_t> output_memory_kind_sizes;
+
+  // The optimized program text, fetched once: callers ask for it twice in a row.
+  std::mutex program_text_mutex;
+  std::optional<std::string> program_text;
+};
+
+}  // namespace xla_metal
+
+struct PJRT_Executable {
+  std::shared_ptr<xla_metal::ExecutableState> state;
+};
+
+struct PJRT_LoadedExecutable {
+  std::shared_ptr<xla_metal::ExecutableState> state;
+  std::atomic<bool> deleted{false};
+};
+
+struct PJRT_SerializedExecutable {
+  std::string bytes;
+};
+
+namespace xla_metal {
+namespace {
+
+constexpr char kOutputMemoryKind[] = "device";
+// Python hands back the program as StableHLO text, which frameworks parse as MLIR.
+constexpr char kOptimizedProgramFormat[] = "mlir";
+
+Status BadCompileResult(const std::string& problem) {
+  return MakeError(PJRT_Error_Code_INTERNAL, "xla-metal's compiler returned " + problem);
+}
+
+// Reads the signature from a successful compile or deserialize call.
+Status ReadSignature(const XmCompileArgs& result, ExecutableState& state) {
+  state.name = result.name != nullptr ? result.name : "";
+  state.fingerprint = result.fingerprint != nullptr ? result.fingerprint : "";
+  state.num_args = result.num_args;
+  if (result.num_outputs < 0) return BadCompileResult("a negative number of outputs");
+  if (result.output_meta == nullptr && result.output_meta_size != 0) {
+    return BadCompileResult("no output_meta");
+  }
+  const int64_t* meta = result.output_meta;
+  const size_t meta_size = result.output_meta_size;
+  size_t position = 0;
+  for (int32_t output = 0; output < result.num_outputs; ++output) {
+    if (meta_size - position < 2) return BadCompileResult("truncated output_meta");
+    const int64_t type = meta[position];
+    const int64_t rank = meta[position + 1];
+    position += 2;
+    if (type <= PJRT_Buffer_Type_INVALID || type > PJRT_Buffer_Type_F8E3M4) {
+      return BadCompileResult("unknown element type " + std::to_string(type) + " for output " +
+                              std::to_string(output));
+    }
+    if (rank < 0 || static_cast<uint64_t>(rank) > meta_size - position) {
+      return BadCompileResult("a bad rank for output " + std::to_string(output));
+    }
+    state.output_types.push_back(static_cast<PJRT_Buffer_Type>(type));
+    state.output_ranks.push_back(static_cast<size_t>(rank));
+    state.output_dims_offsets.push_back(state.output_dims.size());
+    state.output_dims.insert(state.output_dims.end(), meta + position, meta + position + rank);
+    state.output_memory_kinds.push_back(kOutputMemoryKind);
+    state.output_memory_kind_sizes.push_back(sizeof(kOutputMemoryKind) - 1);
+    position += static_cast<size_t>(rank);
+  }
+  if (position != meta_size) return BadCompileResult("extra values in output_meta");
+  return Ok();
+}
+
+// Runs compile or deserialize (`slot`) and wraps the result in a new loaded executable.
+Status LoadThroughBridge(PJRT_Client* client, XmCall XmBridge::*slot, const char* slot_name,
+                         XmCompileArgs& request, PJRT_LoadedExecutable*& loaded) {
+  request.client = client->handle;
+  std::shared_ptr<ExecutableState> state;
+  XM_RETURN_IF_ERROR(CallBridge(slot, slot_name, &request, [&]() -> Status {
+    // The state owns the Python handle at once, so a bad signature releases it.
+    state = std::make_shared<ExecutableState>(client, request.executable);
+    return ReadSignature(request, *state);
+  }));
+  loaded = new PJRT_LoadedExecutable{std::move(state)};
+  return Ok();
+}
+
+Status RequireExecutable(const PJRT_Executable* executable) {
+  XM_RETURN_IF_ERROR(RequireNonNull(executable, "executable"));
+  return RequireNonNull(executable->state.get(), "executable state");
+}
+
+Status RequireLoadedExecutable(const PJRT_LoadedExecutable* executable) {
+  XM_RETURN_IF_ERROR(RequireNonNull(executable, "executable"));
+  return RequireNonNull(executable->state.get(), "executable state");
+}
+
+void DeleteSerializedExecutable(PJRT_SerializedExecutable* serialized) { delete serialized; }
+
+// The optimized program text, from the cache or from Python. The lock is not held while
+// Python runs: the bridge call may wait for the GIL.
+Status ProgramText(ExecutableState& state, std::string& text) {
+  {
+    std::lock_guard<std::mutex> lock(state.program_text_mutex);
+    if (state.program_text) {
+      text = *state.program_text;
+      return Ok();
+    }
+  }
+  XmProgramTextArgs request{};
+  request.executable = state.handle;
+  XM_RETURN_IF_ERROR(XM_CALL_BRIDGE_AND_READ(program_text, &request, [&]() -> Status {
+    text.assign(request.text != nullptr ? request.text : "",
+                request.text != nullptr ? request.size : 0);
+    return Ok();
+  }));
+  std::lock_guard<std::mutex> lock(state.program_text_mutex);
+  if (!state.program_text) state.program_text = text;
+  return Ok();
+}
+
+// ---------------------------------------------------------------------------- Compiling
+
+XM_ENTRY(PJRT_Client_Compile, executable) {
+  XM_RETURN_IF_ERROR(RequireNonNull(args.client, "client"));
+  XM_RETURN_IF_ERROR(RequireNonNull(args.program, "program"));
+  const PJRT_Program& program = *args.program;
+  if (program.struct_size < PJRT_Program_STRUCT_SIZE) {
+    return InvalidArgument("PJRT_Client_Compile: program->struct_size is too small");
+  }
+  if (program.code_size > 0) XM_RETURN_IF_ERROR(RequireNonNull(program.code, "program->code"));
+  XmCompileArgs request{};
+  request.code = program.code;
+  request.code_size = program.code_size;
+  request.format = program.format;
+  request.format_size = program.format != nullptr ? program.format_size : 0;
+  request.options = args.compile_options;
+  request.options_size = args.compile_options != nullptr ? args.compile_options_size : 0;
+  return LoadThroughBridge(args.client, &XmBridge::compile, "compile", request, args.executable);
+}
+
+XM_ENTRY(PJRT_Executable_DeserializeAndLoad, loaded_executable) {
+  XM_RETURN_IF_ERROR(RequireNonNull(args.client, "client"));
+  XM_RETURN_IF_ERROR(RequireNonNull(args.serialized_executable, "serialized_executable"));
+  XmCompileArgs request{};
+  request.code = args.serialized_executable;
+  request.code_size = args.serialized_executable_size;
+  return LoadThroughBridge(args.client, &XmBridge::deserialize, "deserialize", request,
+                           args.loaded_executable);
+}
+
+// ---------------------------------------------------------------------------- Executable
+
+XM_ENTRY(PJRT_Executable_Destroy, executable) {
+  delete args.executable;
+  return Ok();
+}
+
+XM_ENTRY(PJRT_Executable_Name, executable_name_size) {
+  XM_RETURN_IF_ERROR(RequireExecutable(args.executable));
+  args.executable_name = args.executable->state->name.data();
+  args.executable_name_size = args.executable->state->name.size();
+  return Ok();
+}
+
+XM_ENTRY(PJRT_Executable_NumReplicas, num_replicas) {
+  XM_RETURN_IF_ERROR(RequireExecutable(args.executable));
+  args.num_replicas = 1;
+  return Ok();
+}
+
+XM_ENTRY(PJRT_Executable_NumPartitions, num_partitions) {
+  XM_RETURN_IF_ERROR(RequireExecutable(args.executable));
+  args.num_partitions = 1;
+  return Ok();
+}
+
+XM_ENTRY(PJRT_Executable_NumOutputs, num_outputs) {
+  XM_RETURN_IF_ERROR(RequireExecutable(args.executable));
+  args.num_outputs = args.executable->state->output_types.size();
+  return Ok();
+}
+
+XM_ENTRY(PJRT_Executable_SizeOfGeneratedCodeInBytes, size_in_bytes) {
+  XM_RETURN_IF_ERROR(RequireExecutable(args.executable));
+  args.size_in_bytes = 0;  // MLX compiles kernels lazily; there is no code image to measure
+  return Ok();
+}
+
+XM_ENTRY(PJRT_Executable_GetCostAnalysis, properties) {
+  XM_RETURN_IF_ERROR(RequireExecutable(args.executable));
+  args.num_properties = 0;
+  args.properties = nullptr;
+  return Ok();
+}
+
+XM_ENTRY(PJRT_Executable_OutputMemoryKinds, memory_kind_sizes) {
+  XM_RETURN_IF_ERROR(RequireExecutable(args.executable));
+  const ExecutableState& state = *args.executable->state;
+  args.num_outputs = state.output_memory_kinds.size();
+  args.memory_kinds = state.output_memory_kinds.data();
+  args.memory_kind_sizes = state.output_memory_kind_sizes.data();
+  return Ok();
+}
+
+XM_ENTRY(PJRT_Executable_OutputElementTypes, num_output_types) {
+  XM_RETURN_IF_ERROR(RequireExecutable(args.executable));
+  ExecutableState& state = *args.executable->state;
+  args.output_types = state.output_types.data();
+  args.num_output_types = state.output_types.size();
+  return Ok();
+}
+
+XM_ENTRY(PJRT_Executable_OutputDimensions, dim_sizes) {
+  XM_RETURN_IF_ERROR(RequireExecutable(args.executable));
+  const ExecutableState& state = *args.executable->state;
+  args.num_outputs = state.output_ranks.size();
+  args.dims = state.output_dims.data();
+  args.dim_sizes = state.output_ranks.data();
+  return Ok();
+}
+
+// Frameworks call this with program->code NULL to learn the size (code_size is not read
+// then), and again with a buffer of that size.
+XM_ENTRY(PJRT_Executable_OptimizedProgram, program) {
+  XM_RETURN_IF_ERROR(RequireExecutable(args.executable));
+  XM_RETURN_IF_ERROR(RequireNonNull(args.program, "program"));
+  PJRT_Program& program = *args.program;
+  if (program.struct_size < PJRT_Program_STRUCT_SIZE) {
+    return InvalidArgument("PJRT_Executable_OptimizedProgram: program->struct_size is too small");
+  }
+  std::string text;
+  XM_RETURN_IF_ERROR(ProgramText(*args.executable->state, text));
+  program.format = kOptimizedProgramFormat;
+  program.format_size = sizeof(kOptimizedProgramFormat) - 1;
+  if (program.code == nullptr) {
+    program.code_size = text.size();
+    return Ok();
+  }
+  if (program.code_size < text.size()) {
+    return InvalidArgument("PJRT_Executable_OptimizedProgram: code_size " +
+                           std::to_string(program.code_size) + " is smaller than the " +
+                           std::to_string(text.size()) + " bytes of the program");
+  }
+  std::memcpy(program.code, text.data(), text.size());
+  program.code_size = text.size();
+  return Ok();
+}
+
+XM_ENTRY(PJRT_Executable_Fingerprint, executable_fingerprint_size) {
+  XM_RETURN_IF_ERROR(RequireExecutable(args.executable));
+  const std::string& fingerprint = args.executable->state->fingerprint;
+  if (fingerprint.empty()) return Unimplemented("this executable has no fingerprint");
+  args.executable_fingerprint = fingerprint.data();
+  args.executable_fingerprint_size = fingerprint.size();
+  return Ok();
+}
+
+XM_ENTRY(PJRT_Executable_Serialize, serialized_executable_deleter) {
+  XM_RETURN_IF_ERROR(RequireNonNull(args.executable, "executable"));
+  XM_RETURN_IF_ERROR(RequireNonNull(args.executable->state.get(), "executable state"));
+  XmSerializeArgs request{};
+  request.executable = args.executable->state->handle;
+  auto serialized = std::make_unique<PJRT_SerializedExecutable>();
+  XM_RETURN_IF_ERROR(XM_CALL_BRIDGE_AND_READ(serialize, &request, [&]() -> Status {
+    serialized->bytes.assign(request.data != nullptr ? request.data : "",
+                             request.data != nullptr ? request.size : 0);
+    return Ok();
+  }));
+  args.serialized_bytes = serialized->bytes.data();
+  args.serialized_bytes_size = serialized->bytes.size();
+  args.serialized_executable = serialized.release();
+  args.serialized_executable_deleter = &DeleteSerializedExecutable;
+  return Ok();
+}
+
+// ---------------------------------------------------------------------------- Loaded executable
+
+XM_ENTRY(PJRT_LoadedExecutable_Destroy, executable) {
+  delete args.executable;
+  return Ok();
+}
+
+XM_ENTRY(PJRT_LoadedExecutable_GetExecutable, executable) {
+  XM_RETURN_IF_ERROR(RequireLoadedExecutable(args.loaded_executable));
+  args.executable = new PJRT_Executable{args.loaded_executable->state};
+  return Ok();
+}
+
+XM_ENTRY(PJRT_LoadedExecutable_AddressableDevices, num_addressable_devices) {
+  XM_RETURN_IF_ERROR(RequireLoadedExecutable(args.executable));
+  args.addressable_devices = args.executable->state->client->device_list;
+  args.num_addressable_devices = 1;
+  return Ok();
+}
+
+XM_ENTRY(PJRT_LoadedExecutable_Delete, executable) {
+  XM_RETURN_IF_ERROR(RequireLoadedExecutable(args.executable));
+  args.executable->deleted.store(true);
+  return Ok();
+}
+
+XM_ENTRY(PJRT_LoadedExecutable_IsDeleted, is_deleted) {
+  XM_RETURN_IF_ERROR(RequireLoadedExecutable(args.executable));
+  args.is_deleted = args.executable->deleted.load();
+  return Ok();
+}
+
+XM_ENTRY(PJRT_LoadedExecutable_Fingerprint, executable_fingerprint_size) {
+  XM_RETURN_IF_ERROR(RequireLoadedExecutable(args.executable));
+  const std::string& fingerprint = args.executable->state->fingerprint;
+  if (fingerprint.empty()) return Unimplemented("this executable has no fingerprint");
+  args.executable_fingerprint = fingerprint.data();
+  args.executable_fingerprint_size = fingerprint.size();
+  return Ok();
+}
+
+// Runs synchronously: outputs are complete when it returns. The execute options (send/recv
+// callbacks, launch id, non-donatable inputs) are not needed while nothing is donated.
+XM_ENTRY(PJRT_LoadedExecutable_Execute, device_complete_events) {
+  XM_RETURN_IF_ERROR(RequireLoadedExecutable(args.executable));
+  if (args.executable->deleted.load()) {
+    return FailedPrecondition("PJRT_LoadedExecutable_Execute: the executable has been deleted");
+  }
+  ExecutableState& state = *args.executable->state;
+  PJRT_Client* client = state.client;
+  if (args.num_devices != 1) {
+    return InvalidArgument("xla-metal has one device, but Execute got num_devices=" +
+                           std::to_string(args.num_devices));
+  }
+  if (XM_HAS_FIELD(args, execute_device) && args.execute_device != nullptr &&
+      args.execute_device != &client->device) {
+    return InvalidArgument("PJRT_LoadedExecutable_Execute: execute_device is not this client's");
+  }
+  if (args.num_args != static_cast<size_t>(state.num_args)) {
+    return InvalidArgument("executable '" + state.name + "' takes " +
+                           std::to_string(state.num_args) + " arguments, Execute got " +
+                           std::to_string(args.num_args));
+  }
+  if (args.num_args > 0) {
+    XM_RETURN_IF_ERROR(RequireNonNull(args.argument_lists, "argument_lists"));
+    XM_RETURN_IF_ERROR(RequireNonNull(args.argument_lists[0], "argument_lists[0]"));
+  }
+  XM_RETURN_IF_ERROR(RequireNonNull(args.output_lists, "output_lists"));
+  XM_RETURN_IF_ERROR(RequireNonNull(args.output_lists[0], "output_lists[0]"));
+
+  std::vector<int64_t> argument_handles(args.num_args);
+  for (size_t i = 0; i < args.num_args; ++i) {
+    const PJRT_Buffer* argument = args.argument_lists[0][i];
+    XM_RETURN_IF_ERROR(RequireLiveBuffer(argument, "argument " + std::to_string(i)));
+    if (argument->client != client) {
+      return InvalidArgument("argument " + std::to_string(i) + " belongs to another client");
+    }
+    argument_handles[i] = argument->handle;
+  }
+
+  const size_t num_outputs = state.output_types.size();
+  std::vector<int64_t> output_handles(num_outputs, 0);
+  XmExecuteArgs request{};
+  request.executable = state.handle;
+  request.args = argument_handles.data();
+  request.num_args = static_cast<int32_t>(args.num_args);
+  request.donated = nullptr;
+  request.outputs = output_handles.data();
+  request.num_outputs = static_cast<int32_t>(num_outputs);
+  XM_RETURN_IF_ERROR(XM_CALL_BRIDGE(execute, &request));
+
+  // Own every output before handing any out, so a failure part-way releases them all.
+  std::vector<std::unique_ptr<PJRT_Buffer>> outputs;
+  outputs.reserve(num_outputs);
+  for (size_t i = 0; i < num_outputs; ++i) {
+    const int64_t* dims = state.output_dims.data() + state.output_dims_offsets[i];
+    outputs.push_back(std::make_unique<PJRT_Buffer>(
+        client, output_handles[i], state.output_types[i],
+        std::vector<int64_t>(dims, dims + state.output_ranks[i])));
+  }
+  PJRT_Event* complete = args.device_complete_events != nullptr ? NewReadyEvent() : nullptr;
+  for (size_t i = 0; i < num_outputs; ++i) args.output_lists[0][i] = outputs[i].release();
+  if (complete != nullptr) args.device_complete_events[0] = complete;
+  return Ok();
+}
+
+}  // namespace
+
+void FillExecutableSlots(PJRT_Api& api) {
+  api.PJRT_Client_Compile = PJRT_Client_Compile;
+  api.PJRT_Executable_DeserializeAndLoad = PJRT_Executable_DeserializeAndLoad;
+
+  api.PJRT_Executable_Destroy = PJRT_Executable_Destroy;
+  api.PJRT_Executable_Name = PJRT_Executable_Name;
+  api.PJRT_Executable_NumReplicas = PJRT_Executable_NumReplicas;
+  api.PJRT_Executable_NumPartitions = PJRT_Executable_NumPartitions;
+  api.PJRT_Executable_NumOutputs = PJRT_Executable_NumOutputs;
+  api.PJRT_Executable_SizeOfGeneratedCodeInBytes = PJRT_Executable_SizeOfGeneratedCodeInBytes;
+  api.PJRT_Executable_GetCostAnalysis = PJRT_Executable_GetCostAnalysis;
+  api.PJRT_Executable_OutputMemoryKinds = PJRT_Executable_OutputMemoryKinds;
+  api.PJRT_Executable_OutputElementTypes = PJRT_Executable_OutputElementTypes;
+  api.PJRT_Executable_OutputDimensions = PJRT_Executable_OutputDimensions;
+  api.PJRT_Executable_OptimizedProgram = PJRT_Executable_OptimizedProgram;
+  api.PJRT_Executable_Fingerprint = PJRT_Executable_Fingerprint;
+  api.PJRT_Executable_Serialize = PJRT_Executable_Serialize;
+
+  api.PJRT_LoadedExecutable_Destroy = PJRT_LoadedExecutable_Destroy;
+  api.PJRT_LoadedExecutable_GetExecutable = PJRT_LoadedExecutable_GetExecutable;
+  api.PJRT_LoadedExecutable_AddressableDevices = PJRT_LoadedExecutable_AddressableDevices;
+  api.PJRT_LoadedExecutable_Delete = PJRT_LoadedExecutable_Delete;
+  api.PJRT_LoadedExecutable_IsDeleted = PJRT_LoadedExecutable_IsDeleted;
+  api.PJRT_LoadedExecutable_Fingerprint = PJRT_LoadedExecutable_Fingerprint;
+  api.PJRT_LoadedExecutable_Execute = PJRT_LoadedExecutable_Execute;
+}
+
+}  // namespace xla_metal

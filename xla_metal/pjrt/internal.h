@@ -1,0 +1,245 @@
+// Declarations shared by the C++ files of the PJRT plugin: errors and statuses, the entry-point
+// wrapper, events, the Python runtime, and the objects behind the opaque PJRT handles.
+#ifndef XLA_METAL_PJRT_INTERNAL_H_
+#define XLA_METAL_PJRT_INTERNAL_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "bridge.h"
+#include "pjrt_c_api.h"
+
+// ---------------------------------------------------------------------------- Errors
+
+struct PJRT_Error {
+  // Frameworks from PJRT 0.105 on read a vtable pointer as the first word of PJRT_Error; NULL
+  // tells them this error has none.
+  void* vtable_reserved = nullptr;
+  PJRT_Error_Code code = PJRT_Error_Code_INTERNAL;
+  std::string message;
+};
+
+namespace xla_metal {
+
+// NULL means success. Entry points hand the error to the caller with release().
+using Status = std::unique_ptr<PJRT_Error>;
+
+inline Status Ok() { return nullptr; }
+Status MakeError(PJRT_Error_Code code, std::string message);
+Status CopyError(const PJRT_Error* error);  // NULL stays NULL
+Status InvalidArgument(std::string message);
+Status Unimplemented(std::string message);
+Status FailedPrecondition(std::string message);
+// INVALID_ARGUMENT "<what> is NULL" when `pointer` is NULL.
+Status RequireNonNull(const void* pointer, const char* what);
+
+#define XM_RETURN_IF_ERROR(expr)                         \
+  do {                                                   \
+    ::xla_metal::Status xm_status_ = (expr);             \
+    if (xm_status_ != nullptr) return xm_status_;        \
+  } while (0)
+
+// ---------------------------------------------------------------------------- Entry points
+
+// Whether the caller's struct (of the size it reported) contains `field`.
+#define XM_HAS_FIELD(args, field) \
+  (PJRT_STRUCT_SIZE(std::remove_reference_t<decltype(args)>, field) <= (args).struct_size)
+
+PJRT_Error* ErrorFromException(const char* function, PJRT_Error_Code code,
+                               const char* what) noexcept;
+
+// Runs `impl` as the body of the C entry point `function`: checks the argument struct is at
+// least `min_size` bytes and turns every C++ exception into a PJRT_Error, so none crosses the
+// C boundary.
+template <typename Args>
+PJRT_Error* RunEntry(const char* function, Args* args, size_t min_size,
+                     Status (*impl)(Args&)) noexcept {
+  try {
+    if (args == nullptr) return InvalidArgument(std::string(function) + ": args is NULL").release();
+    if (args->struct_size < min_size) {
+      return InvalidArgument(std::string(function) + ": args->struct_size is " +
+                             std::to_string(args->struct_size) + " but xla-metal needs at least " +
+                             std::to_string(min_size) + " bytes")
+          .release();
+    }
+    return impl(*args).release();
+  } catch (const std::bad_alloc&) {
+    return ErrorFromException(function, PJRT_Error_Code_RESOURCE_EXHAUSTED, "out of memory");
+  } catch (const std::exception& e) {
+    return ErrorFromException(function, PJRT_Error_Code_INTERNAL, e.what());
+  } catch (...) {
+    return ErrorFromException(function, PJRT_Error_Code_INTERNAL, "unknown C++ exception");
+  }
+}
+
+// Defines the C entry point `name` (same name as the PJRT_Api slot) whose body follows the
+// macro as `Status name_Impl(name_Args& args)`. `last_needed_field` is the last field of the
+// argument struct the body touches unconditionally; it sets the smallest struct accepted.
+#define XM_ENTRY(name, last_needed_field)                                                  \
+  Status name##_Impl([[maybe_unused]] name##_Args& args);                                  \
+  PJRT_Error* name(name##_Args* args) {                                                    \
+    return ::xla_metal::RunEntry(#name, args, PJRT_STRUCT_SIZE(name##_Args, last_needed_field), \
+                                 &name##_Impl);                                            \
+  }                                                                                        \
+  Status name##_Impl([[maybe_unused]] name##_Args& args)
+
+// Defines the entry point `name` as one xla-metal does not support.
+#define XM_UNIMPLEMENTED_ENTRY(name)                                                   \
+  PJRT_Error* name(name##_Args*) {                                                     \
+    return ::xla_metal::ErrorFromException(#name, PJRT_Error_Code_UNIMPLEMENTED,       \
+                                           "not implemented by xla-metal");            \
+  }
+
+// Each file of the plugin fills the PJRT_Api slots it implements.
+void FillErrorAndEventSlots(PJRT_Api& api);
+void FillPluginSlots(PJRT_Api& api);
+void FillClientSlots(PJRT_Api& api);
+void FillBufferSlots(PJRT_Api& api);
+void FillExecutableSlots(PJRT_Api& api);
+void FillUnsupportedSlots(PJRT_Api& api);
+
+// ---------------------------------------------------------------------------- Events
+
+// The completion state behind PJRT_Events. Several PJRT_Events (and a buffer) may share one,
+// so the framework destroying its PJRT_Event never frees state another holder still waits on.
+class EventState {
+ public:
+  static std::shared_ptr<EventState> MakePending();
+  static std::shared_ptr<EventState> MakeReady(Status error = nullptr);
+
+  // Marks the event ready with `error` (NULL: success), wakes waiters and runs the OnReady
+  // callbacks, outside the lock, on this thread. Only the first call has an effect.
+  void Complete(Status error);
+  bool IsReady();
+  Status Await();   // blocks until ready; returns a copy of the error
+  Status Error();   // a copy of the error; the event must be ready
+  // Runs `callback` once the event is ready: now, on this thread, if it already is.
+  void OnReady(PJRT_Event_OnReadyCallback callback, void* user_arg);
+
+ private:
+  struct Callback {
+    PJRT_Event_OnReadyCallback function;
+    void* user_arg;
+  };
+  std::mutex mutex_;
+  std::condition_variable ready_condition_;
+  bool ready_ = false;
+  Status error_;
+  std::vector<Callback> callbacks_;
+};
+
+}  // namespace xla_metal
+
+struct PJRT_Event {
+  std::shared_ptr<xla_metal::EventState> state;
+};
+
+namespace xla_metal {
+
+PJRT_Event* NewEvent(std::shared_ptr<EventState> state);
+inline PJRT_Event* NewReadyEvent() { return NewEvent(EventState::MakeReady()); }
+
+// ---------------------------------------------------------------------------- Python runtime
+
+// Starts (or joins) the Python interpreter and attaches xla_metal.bridge on first use.
+Status EnsurePythonRuntime();
+
+// Calls one bridge slot, which runs Python; an error it reports becomes a PJRT_Error. Then,
+// if the call succeeded, `read_outputs` copies what Python returned through pointers: Python
+// keeps that memory only until its next call on this thread, and only while this thread's
+// Python state lives, so it runs before the GIL taken for the call is given back. Fails with
+// FAILED_PRECONDITION once the interpreter is shutting down.
+Status CallBridge(XmCall XmBridge::*slot, const char* slot_name, void* args,
+                  const std::function<Status()>& read_outputs = nullptr);
+#define XM_CALL_BRIDGE(slot, args) ::xla_metal::CallBridge(&XmBridge::slot, #slot, (args))
+#define XM_CALL_BRIDGE_AND_READ(slot, args, read_outputs) \
+  ::xla_metal::CallBridge(&XmBridge::slot, #slot, (args), (read_outputs))
+
+// Hands a Python-owned handle back through `slot` (a release slot). Does nothing once the
+// interpreter is shutting down: by then Python frees everything itself.
+void ReleaseHandle(XmCall XmBridge::*slot, int64_t handle) noexcept;
+
+// ---------------------------------------------------------------------------- Element types
+
+// Bytes per element as xla-metal stores it (sub-byte types take a whole byte); 0 for types it
+// cannot hold.
+size_t ElementByteSize(PJRT_Buffer_Type type);
+// Product of `dims`, or nullopt when a dimension is negative or the product overflows.
+std::optional<size_t> ElementCount(const int64_t* dims, size_t rank);
+
+}  // namespace xla_metal
+
+// ---------------------------------------------------------------------------- Objects
+
+struct PJRT_DeviceDescription {
+  PJRT_Client* client;
+};
+
+struct PJRT_Device {
+  PJRT_Client* client;
+};
+
+struct PJRT_Memory {
+  // Frameworks from PJRT 0.105 on read a vtable pointer as the first word of PJRT_Memory.
+  void* vtable_reserved = nullptr;
+  PJRT_Client* client;
+};
+
+// One client owns the single device "metal:0", its description and its one memory.
+struct PJRT_Client {
+  PJRT_Client(int64_t python_handle, std::string platform_version, std::string device_kind);
+  ~PJRT_Client();  // releases the Python client
+  PJRT_Client(const PJRT_Client&) = delete;
+  PJRT_Client& operator=(const PJRT_Client&) = delete;
+
+  const int64_t handle;
+  const std::string platform_version;
+  const std::string device_kind;
+  PJRT_DeviceDescription description{this};
+  PJRT_Device device{this};
+  PJRT_Memory memory{nullptr, this};
+  // One-element arrays handed out by the list queries.
+  PJRT_Device* const device_list[1] = {&device};
+  PJRT_Memory* const memory_list[1] = {&memory};
+};
+
+// A device array held by Python. Shape and type are kept here so queries need no Python.
+struct PJRT_Buffer {
+  PJRT_Buffer(PJRT_Client* client, int64_t python_handle, PJRT_Buffer_Type type,
+              std::vector<int64_t> dims);
+  ~PJRT_Buffer();  // releases the Python array unless Delete already did
+  PJRT_Buffer(const PJRT_Buffer&) = delete;
+  PJRT_Buffer& operator=(const PJRT_Buffer&) = delete;
+
+  // Releases the Python array; later calls do nothing.
+  void Delete();
+  bool IsDeleted() const { return deleted.load(std::memory_order_acquire); }
+
+  PJRT_Client* const client;
+  const int64_t handle;
+  const PJRT_Buffer_Type type;
+  const std::vector<int64_t> dims;
+  const std::vector<int64_t> minor_to_major;  // row-major: rank-1, ..., 0
+  // Becomes ready when the contents are computed; every buffer is complete when created today.
+  const std::shared_ptr<xla_metal::EventState> ready;
+  std::atomic<bool> deleted{false};
+  std::atomic<int64_t> external_references{0};
+};
+
+namespace xla_metal {
+
+// Fails with FAILED_PRECONDITION when `buffer` was deleted; `what` names it in the message.
+Status RequireLiveBuffer(const PJRT_Buffer* buffer, const std::string& what);
+
+}  // namespace xla_metal
+
+#endif  // XLA_METAL_PJRT_INTERNAL_H_
