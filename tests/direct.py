@@ -20,7 +20,7 @@ from xla_metal.runtime.dtypes import to_mlx, to_numpy
 
 
 def artifact(fn, *args: Any) -> bytes:
-    text = jax.jit(fn).lower(*args).as_text(debug_info=True)
+    text = jax.jit(fn, keep_unused=True).lower(*args).as_text(debug_info=True)
     return _jax.mlir.serialize_portable_artifact(text, stablehlo.get_current_version(), False)
 
 

@@ -1,4 +1,13 @@
 """Lowering rules, one module per family; importing this package registers them all."""
 
-from . import elementwise, structure  # noqa: F401
+from . import (  # noqa: F401
+    contraction,
+    control,
+    elementwise,
+    reduction,
+    shape,
+    sort,
+    structure,
+    window,
+)
 from .registry import get_rule, lowering, register_lowering, registered_ops  # noqa: F401

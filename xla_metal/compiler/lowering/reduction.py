@@ -1,0 +1,94 @@
+"""reduce, reduce_window, select_and_scatter.
+
+reduce with a recognized monoid body (add/mul/max/min/and/or) uses MLX's reductions and then
+combines with the init value; any other body (the variadic argmax/argmin form, ...) runs the
+body element-wise over whole arrays in a pairwise tree over the reduced axes, padded with the
+init values to a power of two.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import mlx.core as mx
+
+from ..ir import Op, Operation
+from .regions import combiner
+from .registry import register_lowering
+
+_MONOID: dict[str, Callable[[mx.array, mx.array], mx.array]] = {
+    "ADD": mx.add, "MUL": mx.multiply, "MAX": mx.maximum, "MIN": mx.minimum,
+    "AND": mx.bitwise_and, "OR": mx.bitwise_or,
+}
+
+
+def monoid(kind: str, dtype: mx.Dtype) -> Callable[[mx.array, mx.array], mx.array]:
+    if dtype == mx.bool_:
+        return {"ADD": mx.logical_or, "MUL": mx.logical_and, "MAX": mx.logical_or,
+                "MIN": mx.logical_and, "AND": mx.logical_and, "OR": mx.logical_or}[kind]
+    return _MONOID[kind]
+
+
+def _fast_reduce(kind: str, x: mx.array, axes: list[int]) -> mx.array | None:
+    if x.dtype == mx.bool_:
+        if kind in ("ADD", "MAX", "OR"):
+            return mx.any(x, axis=axes)
+        return mx.all(x, axis=axes)
+    if kind == "ADD":
+        return mx.sum(x, axis=axes).astype(x.dtype)
+    if kind == "MUL":
+        return mx.prod(x, axis=axes).astype(x.dtype)
+    if kind == "MAX":
+        return mx.max(x, axis=axes)
+    if kind == "MIN":
+        return mx.min(x, axis=axes)
+    return None  # bitwise and/or over ints: the tree path
+
+
+def tree_reduce(body: Callable[..., list[Any]], xs: Sequence[mx.array],
+                inits: Sequence[mx.array], axes: list[int]) -> list[mx.array]:
+    """Reduce `axes` of every x with a (pairwise, element-wise) body, starting from inits."""
+    rank = xs[0].ndim
+    keep = [d for d in range(rank) if d not in axes]
+    kept_shape = [xs[0].shape[d] for d in keep]
+    m = math.prod(xs[0].shape[d] for d in axes)
+    flat = [mx.transpose(x, keep + axes).reshape(*kept_shape, m) for x in xs]
+    size = 1
+    while size < m + 1:
+        size *= 2
+    vals = []
+    for x, init in zip(flat, inits, strict=True):
+        fill = mx.broadcast_to(init.astype(x.dtype), (*kept_shape, size - m))
+        vals.append(mx.concatenate([x, fill], axis=-1))
+    while size > 1:
+        h = size // 2
+        out = body(*[v[..., :h] for v in vals], *[v[..., h:] for v in vals])
+        vals = [mx.broadcast_to(o, (*kept_shape, h)).astype(v.dtype)
+                for o, v in zip(out, vals, strict=True)]
+        size = h
+    return [v[..., 0] for v in vals]
+
+
+def _reduce(ctx, op: Operation, *args: mx.array) -> Sequence[mx.array]:
+    n = len(op.results)
+    xs, inits = args[:n], args[n:]
+    axes = sorted(int(d) for d in op.attrs["dimensions"])
+    kind = combiner(op.regions[0]) if n == 1 else None
+    if kind is not None and kind != "SET":
+        x, init = xs[0], inits[0]
+        if any(x.shape[d] == 0 for d in axes):
+            shape = [x.shape[d] for d in range(x.ndim) if d not in axes]
+            return (mx.broadcast_to(init.astype(x.dtype), shape),)
+        r = _fast_reduce(kind, x, axes)
+        if r is not None:
+            return (monoid(kind, x.dtype)(r, init.astype(x.dtype)),)
+    if not axes:
+        outs = ctx.region(0)(*inits, *xs)
+        return [mx.broadcast_to(o, x.shape).astype(x.dtype)
+                for o, x in zip(outs, xs, strict=True)]
+    return tree_reduce(ctx.region(0), xs, inits, axes)
+
+
+register_lowering(Op.REDUCE, _reduce)

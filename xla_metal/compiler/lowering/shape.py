@@ -1,0 +1,331 @@
+"""Data creation and movement: iota, broadcast, reshape, transpose, slices, pad, gather, scatter.
+
+Start indices of dynamic_slice/dynamic_update_slice/gather are clamped as XLA does; scatter
+skips an update window that would leave the operand (XLA's out-of-bounds rule).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import mlx.core as mx
+
+from ...errors import UnimplementedError
+from ...runtime.dtypes import mlx_dtype
+from ..importer import GatherDims, ScatterDims
+from ..ir import Op, Operation, TensorType
+from .regions import combiner
+from .registry import lowering, single
+
+
+def out_type(op: Operation, i: int = 0) -> TensorType:
+    t = op.results[i].type
+    assert isinstance(t, TensorType)
+    return t
+
+
+def broadcast_in_dim(x: mx.array, shape: tuple[int, ...], dims: tuple[int, ...]) -> mx.array:
+    order = sorted(range(len(dims)), key=lambda i: dims[i])
+    if order != list(range(len(dims))):
+        x = mx.transpose(x, order)
+    sdims = sorted(dims)
+    full = [1] * len(shape)
+    for i, d in enumerate(sdims):
+        full[d] = x.shape[i]
+    return mx.broadcast_to(x.reshape(full), shape)
+
+
+@lowering(Op.IOTA)
+@single
+def _iota(ctx, op: Operation) -> mx.array:
+    t = out_type(op)
+    dim = int(op.attrs["iota_dimension"])
+    dtype = mlx_dtype(t.dtype)
+    n = t.shape[dim]
+    base = mx.arange(n, dtype=mx.int32 if dtype != mx.int64 else mx.int64).astype(dtype)
+    return broadcast_in_dim(base, t.shape, (dim,))
+
+
+@lowering(Op.BROADCAST_IN_DIM)
+@single
+def _broadcast(ctx, op: Operation, x: mx.array) -> mx.array:
+    return broadcast_in_dim(x, out_type(op).shape, tuple(op.attrs["broadcast_dimensions"]))
+
+
+@lowering(Op.RESHAPE)
+@single
+def _reshape(ctx, op: Operation, x: mx.array) -> mx.array:
+    return x.reshape(out_type(op).shape)
+
+
+@lowering(Op.TRANSPOSE)
+@single
+def _transpose(ctx, op: Operation, x: mx.array) -> mx.array:
+    return mx.transpose(x, list(op.attrs["permutation"]))
+
+
+@lowering(Op.SLICE)
+@single
+def _slice(ctx, op: Operation, x: mx.array) -> mx.array:
+    start, limit = op.attrs["start_indices"], op.attrs["limit_indices"]
+    strides = op.attrs.get("strides") or (1,) * len(start)
+    return x[tuple(slice(s, e, k) for s, e, k in zip(start, limit, strides, strict=True))]
+
+
+@lowering(Op.CONCATENATE)
+@single
+def _concatenate(ctx, op: Operation, *xs: mx.array) -> mx.array:
+    return mx.concatenate(list(xs), axis=int(op.attrs["dimension"]))
+
+
+@lowering(Op.REVERSE)
+@single
+def _reverse(ctx, op: Operation, x: mx.array) -> mx.array:
+    dims = set(op.attrs["dimensions"])
+    return x[tuple(slice(None, None, -1) if d in dims else slice(None) for d in range(x.ndim))]
+
+
+def pad(x: mx.array, value: mx.array, low, high, interior) -> mx.array:
+    value = value.astype(x.dtype)
+    for d in range(x.ndim):
+        k = interior[d]
+        if k > 0 and x.shape[d] > 1:
+            n = x.shape[d]
+            moved = mx.moveaxis(x, d, -1)
+            fill = mx.broadcast_to(value, (*moved.shape, k))
+            woven = mx.concatenate([moved[..., None], fill], axis=-1)
+            woven = woven.reshape(*moved.shape[:-1], n * (k + 1))[..., : n + (n - 1) * k]
+            x = mx.moveaxis(woven, -1, d)
+        lo, hi = low[d], high[d]
+        if lo < 0 or hi < 0:
+            n = x.shape[d]
+            idx = [slice(None)] * x.ndim
+            idx[d] = slice(max(-lo, 0), n - max(-hi, 0))
+            x = x[tuple(idx)]
+        if lo > 0 or hi > 0:
+            parts = []
+            if lo > 0:
+                parts.append(mx.broadcast_to(value, (*x.shape[:d], lo, *x.shape[d + 1:])))
+            parts.append(x)
+            if hi > 0:
+                parts.append(mx.broadcast_to(value, (*x.shape[:d], hi, *x.shape[d + 1:])))
+            x = mx.concatenate(parts, axis=d)
+    return x
+
+
+@lowering(Op.PAD)
+@single
+def _pad(ctx, op: Operation, x: mx.array, value: mx.array) -> mx.array:
+    return pad(x, value, op.attrs["edge_padding_low"], op.attrs["edge_padding_high"],
+               op.attrs["interior_padding"])
+
+
+def _clamped_starts(starts: tuple[mx.array, ...], limits: list[int]) -> mx.array:
+    out = []
+    for s, lim in zip(starts, limits, strict=True):
+        s = mx.maximum(s, mx.zeros_like(s))
+        s = mx.minimum(s, mx.array(max(lim, 0)).astype(s.dtype))
+        out.append(s.astype(mx.int32).reshape(1))
+    return mx.concatenate(out) if out else mx.zeros((0,), dtype=mx.int32)
+
+
+@lowering(Op.DYNAMIC_SLICE)
+@single
+def _dynamic_slice(ctx, op: Operation, x: mx.array, *starts: mx.array) -> mx.array:
+    sizes = list(op.attrs["slice_sizes"])
+    if x.ndim == 0:
+        return x
+    s = _clamped_starts(starts, [n - k for n, k in zip(x.shape, sizes, strict=True)])
+    return mx.slice(x, s, list(range(x.ndim)), sizes)
+
+
+@lowering(Op.DYNAMIC_UPDATE_SLICE)
+@single
+def _dynamic_update_slice(ctx, op: Operation, x: mx.array, update: mx.array,
+                          *starts: mx.array) -> mx.array:
+    if x.ndim == 0:
+        return update
+    s = _clamped_starts(starts, [n - k for n, k in zip(x.shape, update.shape, strict=True)])
+    return mx.slice_update(x, update.astype(x.dtype), s, list(range(x.ndim)))
+
+
+# ------------------------------------------------------------------------------- gather
+
+
+def _index_vectors(indices: mx.array, index_vector_dim: int) -> mx.array:
+    """Indices with the index vector as the last dim."""
+    if index_vector_dim == indices.ndim:
+        return indices[..., None]
+    return mx.moveaxis(indices, index_vector_dim, -1)
+
+
+def _strides(shape: tuple[int, ...]) -> list[int]:
+    out = [1] * len(shape)
+    for d in range(len(shape) - 2, -1, -1):
+        out[d] = out[d + 1] * shape[d + 1]
+    return out
+
+
+def _batch_coords(batch_shape: tuple[int, ...], axis: int) -> mx.array:
+    """The coordinate along `axis` of every batch position, shape batch_shape."""
+    n = batch_shape[axis]
+    return broadcast_in_dim(mx.arange(n, dtype=mx.int32), batch_shape, (axis,))
+
+
+@lowering(Op.GATHER)
+@single
+def _gather(ctx, op: Operation, x: mx.array, indices: mx.array) -> mx.array:
+    dn: GatherDims = op.attrs["dimension_numbers"]
+    sizes = tuple(op.attrs["slice_sizes"])
+    idx = _index_vectors(indices, dn.index_vector_dim)
+    batch_shape = tuple(idx.shape[:-1])
+    # the batch dims of `indices` after the index vector dim moved last
+    ind_dims = [d for d in range(indices.ndim) if d != dn.index_vector_dim]
+    strides = _strides(tuple(x.shape))
+    linear = mx.zeros(batch_shape, dtype=mx.int32)
+    for k, d in enumerate(dn.start_index_map):
+        s = idx[..., k]
+        s = mx.minimum(mx.maximum(s, mx.zeros_like(s)),
+                       mx.array(x.shape[d] - sizes[d]).astype(s.dtype))
+        linear = linear + s.astype(mx.int32) * strides[d]
+    for od, idim in zip(dn.operand_batching_dims, dn.start_indices_batching_dims, strict=True):
+        linear = linear + _batch_coords(batch_shape, ind_dims.index(idim)) * strides[od]
+    # offsets of every element of a slice
+    window = mx.zeros(sizes, dtype=mx.int32)
+    for d, n in enumerate(sizes):
+        window = window + broadcast_in_dim(mx.arange(n, dtype=mx.int32) * strides[d], sizes, (d,))
+    full = linear.reshape(*batch_shape, *([1] * len(sizes))) + window
+    vals = mx.take(x.reshape(-1), full.reshape(-1)).reshape(*batch_shape, *sizes)
+    dropped = set(dn.collapsed_slice_dims) | set(dn.operand_batching_dims)
+    keep = [d for d in range(len(sizes)) if d not in dropped]
+    nb = len(batch_shape)
+    vals = vals.reshape(*batch_shape, *[sizes[d] for d in keep])
+    # place the offset dims at offset_dims in the output, batch dims elsewhere in order
+    rank = nb + len(keep)
+    offset_dims = list(dn.offset_dims)
+    perm: list[int] = []
+    b = 0
+    o = 0
+    for p in range(rank):
+        if p in offset_dims:
+            perm.append(nb + o)
+            o += 1
+        else:
+            perm.append(b)
+            b += 1
+    if perm != list(range(rank)):
+        vals = mx.transpose(vals, perm)
+    return vals
+
+
+# ------------------------------------------------------------------------------ scatter
+
+
+_SCATTER_METHODS = {"ADD": "add", "MUL": "multiply", "MAX": "maximum", "MIN": "minimum"}
+
+
+@lowering(Op.SCATTER)
+def _scatter(ctx, op: Operation, *args: mx.array) -> list[mx.array]:
+    n = len(op.results)
+    inputs, indices, updates = args[:n], args[n], args[n + 1:]
+    dn: ScatterDims = op.attrs["scatter_dimension_numbers"]
+    body = op.regions[0]
+    kinds = [combiner(_single_pair_body(body, i, n), 0, 1) if n > 1 else combiner(body)
+             for i in range(n)]
+    if n > 1 and any(k != "SET" for k in kinds):
+        raise UnimplementedError(f"[stablehlo.scatter] a variadic scatter with a combining "
+                                 f"body is not supported{op.where()}")
+    kind = kinds[0]
+    if kind is None:
+        raise UnimplementedError(f"[stablehlo.scatter] this update computation is not "
+                                 f"supported (only set/add/mul/max/min){op.where()}")
+    x0 = inputs[0]
+    idx = _index_vectors(indices, dn.index_vector_dim)
+    batch_shape = tuple(idx.shape[:-1])
+    ind_dims = [d for d in range(indices.ndim) if d != dn.index_vector_dim]
+    oshape = tuple(x0.shape)
+    strides = _strides(oshape)
+    u = updates[0]
+    window_dims_ops = [d for d in range(len(oshape))
+                       if d not in dn.inserted_window_dims and d not in dn.input_batching_dims]
+    window_sizes = [1] * len(oshape)
+    for uw, d in zip(dn.update_window_dims, window_dims_ops, strict=True):
+        window_sizes[d] = u.shape[uw]
+    linear = mx.zeros(batch_shape, dtype=mx.int32)
+    valid = mx.ones(batch_shape, dtype=mx.bool_)
+    for k, d in enumerate(dn.scatter_dims_to_operand_dims):
+        s = idx[..., k]
+        if s.dtype not in (mx.uint8, mx.uint16, mx.uint32, mx.uint64):
+            valid = valid & (s >= 0)
+        valid = valid & (s <= oshape[d] - window_sizes[d])
+        s = mx.minimum(mx.maximum(s, mx.zeros_like(s)),
+                       mx.array(max(oshape[d] - window_sizes[d], 0)).astype(s.dtype))
+        linear = linear + s.astype(mx.int32) * strides[d]
+    for od, idim in zip(dn.input_batching_dims, dn.scatter_indices_batching_dims, strict=True):
+        linear = linear + _batch_coords(batch_shape, ind_dims.index(idim)) * strides[od]
+    total = math.prod(oshape)
+    linear = mx.where(valid, linear, mx.array(total, dtype=mx.int32))  # the spare slot
+    # updates: scatter dims (in order) then window dims (in operand order)
+    scatter_dims_u = [d for d in range(u.ndim) if d not in dn.update_window_dims]
+    window_shape = [window_sizes[d] for d in window_dims_ops]
+    wlin = mx.zeros(window_shape, dtype=mx.int32)
+    for j, d in enumerate(window_dims_ops):
+        wlin = wlin + broadcast_in_dim(mx.arange(window_sizes[d], dtype=mx.int32) * strides[d],
+                                       tuple(window_shape), (j,))
+    nb = len(batch_shape)
+    full = linear.reshape(*batch_shape, *([1] * len(window_shape))) + wlin
+    # an invalid window goes entirely to the spare slot
+    full = mx.where(valid.reshape(*batch_shape, *([1] * len(window_shape))), full,
+                    mx.array(total, dtype=mx.int32))
+    flat_idx = full.reshape(-1)
+    perm = scatter_dims_u + list(dn.update_window_dims)
+    results = []
+    for x, upd in zip(inputs, updates, strict=True):
+        vals = mx.transpose(upd, perm) if perm != list(range(upd.ndim)) else upd
+        vals = vals.reshape(-1).astype(x.dtype)
+        flat = mx.concatenate([x.reshape(-1), mx.zeros((1,), dtype=x.dtype)])
+        if kind == "SET":
+            flat = mx.put_along_axis(flat, flat_idx, vals, axis=0)
+        elif x.dtype == mx.bool_:
+            as_int = flat.astype(mx.int32)
+            method = {"ADD": "maximum", "MAX": "maximum", "OR": "maximum", "MUL": "minimum",
+                      "MIN": "minimum", "AND": "minimum"}[kind]
+            flat = getattr(as_int.at[flat_idx], method)(vals.astype(mx.int32)).astype(mx.bool_)
+        elif kind in _SCATTER_METHODS:
+            flat = getattr(flat.at[flat_idx], _SCATTER_METHODS[kind])(vals)
+        else:
+            raise UnimplementedError(f"[stablehlo.scatter] combiner {kind} is not supported "
+                                     f"for {x.dtype}{op.where()}")
+        results.append(flat[:total].reshape(oshape))
+    del nb
+    return results
+
+
+def _single_pair_body(body: Any, i: int, n: int) -> Any:
+    """For a variadic body: a view whose args are (a_i, b_i) and result is result i."""
+    from ..ir import Block
+    from ..ir import Operation as IrOp
+
+    ret = body.terminator
+    fake_ret = IrOp(ret.op, [ret.operands[i]], [])
+    ops = body.ops[:-1] + [fake_ret]
+    return Block([body.args[i], body.args[n + i]], ops)
+
+
+@lowering(Op.TUPLE)
+@single
+def _tuple(ctx, op: Operation, *xs: mx.array) -> Any:
+    return tuple(xs)
+
+
+@lowering(Op.GET_TUPLE_ELEMENT)
+@single
+def _get_tuple_element(ctx, op: Operation, t: Any) -> Any:
+    return t[int(op.attrs["index"])]
+
+
+@lowering(Op.CREATE_TOKEN, Op.AFTER_ALL)
+@single
+def _token(ctx, op: Operation, *xs: Any) -> Any:
+    return mx.zeros((0,), dtype=mx.bool_)

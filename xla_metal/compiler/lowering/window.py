@@ -1,0 +1,1 @@
+"""reduce_window, select_and_scatter, convolution."""
