@@ -25,7 +25,7 @@ _registry = None
 def _context():
     from jax._src.lib import jax_mlir_ext
     from jaxlib.mlir import ir
-    from jaxlib.mlir.dialects import chlo, stablehlo
+    from jaxlib.mlir.dialects import chlo, mhlo, sdy, stablehlo
 
     global _registry
     with _MLIR_LOCK:
@@ -35,8 +35,11 @@ def _context():
         ctx = ir.Context()
         ctx.append_dialect_registry(_registry)
         ctx.load_all_available_dialects()
+        # JAX's programs may carry Shardy (sdy) and MHLO attributes besides StableHLO/CHLO.
         stablehlo.register_dialect(ctx)
         chlo.register_dialect(ctx)
+        sdy.register_dialect(ctx)
+        mhlo.register_mhlo_dialect(ctx)
     return ctx
 
 
@@ -67,7 +70,7 @@ def parse_module(code: bytes):
         errors.append(str(e).splitlines()[0] if str(e) else type(e).__name__)
     raise InvalidArgumentError(
         f"[import] the program is neither a StableHLO portable artifact nor MLIR "
-        f"({len(code)} bytes): {errors[-1]}")
+        f"({len(code)} bytes): {'; '.join(errors)}")
 
 
 def import_module(code: bytes) -> pir.Module:
@@ -88,6 +91,7 @@ _ELEMENT_TYPES = {
     "f8E5M2FNUZ": "float8_e5m2fnuz", "f8E4M3B11FNUZ": "float8_e4m3b11fnuz",
     "f8E4M3": "float8_e4m3", "f8E3M4": "float8_e3m4", "f8E8M0FNU": "float8_e8m0fnu",
     "f4E2M1FN": "float4_e2m1fn",
+    "index": "int64",  # only in attributes (custom_call layouts), never in program values
 }
 
 

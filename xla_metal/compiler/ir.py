@@ -121,6 +121,7 @@ class Op(enum.Enum):
     RETURN = "func.return"
     REGION_RETURN = "stablehlo.return"
     OPTIMIZATION_BARRIER = "stablehlo.optimization_barrier"
+    SHARDING_CONSTRAINT = "sdy.sharding_constraint"  # one device: an identity
     CUSTOM_CALL = "stablehlo.custom_call"
     TUPLE = "stablehlo.tuple"
     GET_TUPLE_ELEMENT = "stablehlo.get_tuple_element"

@@ -217,11 +217,11 @@ def buffer_from_host(args: Any) -> None:
         raise InvalidArgumentError("[transfer] host buffer pointer is NULL")
     elif args.byte_strides:
         strides = tuple(args.byte_strides[i] for i in range(args.rank))
-        if any(s < 0 for s in strides):
-            raise UnimplementedError(f"[transfer] negative byte strides {list(strides)}")
-        extent = sum((d - 1) * s for d, s in zip(dims, strides, strict=True)) + dtype.itemsize
-        raw = (C.c_char * extent).from_address(args.data)
-        host = np.ndarray(dims, dtype, buffer=raw, strides=strides)
+        # The pointer is element [0, ..., 0]; negative strides reach below it.
+        low = sum((d - 1) * s for d, s in zip(dims, strides, strict=True) if s < 0)
+        high = sum((d - 1) * s for d, s in zip(dims, strides, strict=True) if s > 0)
+        raw = (C.c_char * (high - low + dtype.itemsize)).from_address(args.data + low)
+        host = np.ndarray(dims, dtype, buffer=raw, offset=-low, strides=strides)
     else:
         raw = (C.c_char * (count * dtype.itemsize)).from_address(args.data)
         host = np.frombuffer(raw, dtype).reshape(dims)
@@ -242,7 +242,7 @@ def buffer_to_host(args: Any) -> None:
             raise InvalidArgumentError(f"[transfer] bad layout {minor_to_major} for a rank "
                                        f"{host.ndim} array")
         host = host.transpose(minor_to_major[::-1])
-    host = np.ascontiguousarray(host)
+    host = np.asarray(host, order="C")
     if host.nbytes != args.dst_size:
         raise InvalidArgumentError(f"[transfer] destination holds {args.dst_size} bytes, the "
                                    f"buffer has {host.nbytes}")

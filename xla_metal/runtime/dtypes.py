@@ -47,9 +47,10 @@ def name_of_pjrt_type(code: int) -> str:
 def to_mlx(array: np.ndarray, name: str) -> mx.array:
     """A host array of IR dtype `name` as an MLX array (bfloat16 travels as its bits)."""
     dtype = mlx_dtype(name)
+    array = np.asarray(array, order="C")  # (np.ascontiguousarray would make scalars 1-d)
     if name == "bfloat16":
-        return mx.array(np.ascontiguousarray(array).view(np.uint16)).view(dtype)
-    return mx.array(np.ascontiguousarray(array), dtype=dtype)
+        return mx.array(array.view(np.uint16)).view(dtype)
+    return mx.array(array, dtype=dtype)
 
 
 def to_numpy(array: mx.array) -> np.ndarray:

@@ -21,7 +21,7 @@ def _composite(ctx, op: Operation, *args: Any) -> Sequence[Any]:
     return ctx.call(op.attrs["decomposition"], *args)
 
 
-@lowering(Op.OPTIMIZATION_BARRIER)
+@lowering(Op.OPTIMIZATION_BARRIER, Op.SHARDING_CONSTRAINT)
 def _identity(ctx, op: Operation, *args: Any) -> Sequence[Any]:
     return args
 
