@@ -117,14 +117,17 @@ static const char* read_file(const char* path, size_t* size) {
 
 static const int64_t kDims[2] = {2, 3};
 
+/* A 2x3 f32 buffer of the host data at `values`, laid out with `byte_strides` (NULL: dense). */
 static PJRT_Buffer* buffer_from_host(PJRT_Client* client, PJRT_Device* device,
-                                     const float* values) {
+                                     const float* values, const int64_t* byte_strides) {
   ARGS(PJRT_Client_BufferFromHostBuffer_Args, from_host);
   from_host.client = client;
   from_host.data = values;
   from_host.type = PJRT_Buffer_Type_F32;
   from_host.dims = kDims;
   from_host.num_dims = 2;
+  from_host.byte_strides = byte_strides;
+  from_host.num_byte_strides = byte_strides != NULL ? 2 : 0;
   from_host.host_buffer_semantics = PJRT_HostBufferSemantics_kImmutableOnlyDuringCall;
   from_host.device = device;
   expect_ok(api->PJRT_Client_BufferFromHostBuffer(&from_host), "BufferFromHostBuffer");
@@ -349,8 +352,8 @@ int main(int argc, char** argv) {
   /* Buffers in, execute, result out. */
   const float a_values[6] = {1, 2, 3, 4, 5, 6};
   const float b_values[6] = {10, 20, 30, 40, 50, 60};
-  PJRT_Buffer* a = buffer_from_host(client, device, a_values);
-  PJRT_Buffer* b = buffer_from_host(client, NULL, b_values);
+  PJRT_Buffer* a = buffer_from_host(client, device, a_values, NULL);
+  PJRT_Buffer* b = buffer_from_host(client, NULL, b_values, NULL);
   ARGS(PJRT_Buffer_OnDeviceSizeInBytes_Args, size);
   size.buffer = a;
   expect_ok(api->PJRT_Buffer_OnDeviceSizeInBytes(&size), "OnDeviceSizeInBytes");
@@ -386,6 +389,22 @@ int main(int argc, char** argv) {
   to_host(sum, &layout, column_major);
   CHECK(column_major[1] == a_values[3] + b_values[3], "column-major copy");
   destroy_buffer(sum);
+
+  /* Strided host data: b as the transpose of a 3x2 array, and as a rows-reversed view. */
+  const float b_transposed[6] = {10, 40, 20, 50, 30, 60};
+  const int64_t transposed_strides[2] = {4, 8};
+  const float b_rows_reversed[6] = {40, 50, 60, 10, 20, 30};
+  const int64_t reversed_strides[2] = {-12, 4};
+  PJRT_Buffer* strided[2] = {buffer_from_host(client, device, b_transposed, transposed_strides),
+                             buffer_from_host(client, device, b_rows_reversed + 3,
+                                              reversed_strides)};
+  for (int i = 0; i < 2; ++i) {
+    sum = execute(loaded, a, strided[i], &error);
+    expect_ok(error, "Execute (strided input)");
+    check_sum(sum, a_values, b_values);
+    destroy_buffer(sum);
+    destroy_buffer(strided[i]);
+  }
 
   /* Serialize, load the bytes back, run again. */
   ARGS(PJRT_Executable_Serialize_Args, serialize);

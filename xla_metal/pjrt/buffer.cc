@@ -89,6 +89,42 @@ bool IsDenseRowMajor(const int64_t* byte_strides, const int64_t* dims, size_t ra
   return true;
 }
 
+// Copies the array of `dims` at `data`, laid out with `byte_strides` (any sign), into `out` in
+// dense row-major order. `data` is the address of the element at index (0, ..., 0).
+void GatherDense(const char* data, const int64_t* dims, const int64_t* byte_strides,
+                 size_t rank, size_t element_size, char* out) {
+  if (rank == 0) {
+    std::memcpy(out, data, element_size);
+    return;
+  }
+  const int64_t row_length = dims[rank - 1];
+  const int64_t row_stride = byte_strides[rank - 1];
+  std::vector<int64_t> index(rank, 0);  // of the current row; index[rank - 1] stays 0
+  const char* row = data;
+  for (;;) {
+    if (row_stride == static_cast<int64_t>(element_size)) {
+      std::memcpy(out, row, row_length * element_size);
+      out += row_length * element_size;
+    } else {
+      for (int64_t i = 0; i < row_length; ++i, out += element_size) {
+        std::memcpy(out, row + i * row_stride, element_size);
+      }
+    }
+    // Step to the next row like an odometer over the outer dimensions.
+    size_t dim = rank - 1;
+    for (;;) {
+      if (dim == 0) return;
+      --dim;
+      if (++index[dim] < dims[dim]) {
+        row += byte_strides[dim];
+        break;
+      }
+      index[dim] = 0;
+      row -= byte_strides[dim] * (dims[dim] - 1);
+    }
+  }
+}
+
 // The size of the buffer's contents, dense, in bytes.
 size_t ByteSize(const PJRT_Buffer& buffer) {
   return ElementCount(buffer.dims.data(), buffer.dims.size()).value_or(0) *
@@ -132,7 +168,10 @@ XM_ENTRY(PJRT_Client_BufferFromHostBuffer, buffer) {
   }
   XM_RETURN_IF_ERROR(RequireRowMajorDeviceLayout(args.device_layout, rank));
 
-  const int64_t* byte_strides = nullptr;
+  // Strided host data (transposed, sliced or reversed views; strides may be negative) is
+  // made dense here, so Python always receives a dense row-major array.
+  const void* data = args.data;
+  std::vector<char> dense;
   if (args.num_byte_strides != 0) {
     if (args.num_byte_strides != rank) {
       return InvalidArgument("PJRT_Client_BufferFromHostBuffer: " +
@@ -140,8 +179,11 @@ XM_ENTRY(PJRT_Client_BufferFromHostBuffer, buffer) {
                              std::to_string(rank) + " dimensions");
     }
     XM_RETURN_IF_ERROR(RequireNonNull(args.byte_strides, "byte_strides"));
-    if (!IsDenseRowMajor(args.byte_strides, args.dims, rank, element_size)) {
-      byte_strides = args.byte_strides;
+    if (*count > 0 && !IsDenseRowMajor(args.byte_strides, args.dims, rank, element_size)) {
+      dense.resize(*count * element_size);
+      GatherDense(static_cast<const char*>(args.data), args.dims, args.byte_strides, rank,
+                  element_size, dense.data());
+      data = dense.data();
     }
   }
 
@@ -149,11 +191,11 @@ XM_ENTRY(PJRT_Client_BufferFromHostBuffer, buffer) {
   // and the host buffer is free as soon as we return.
   XmFromHostArgs transfer{};
   transfer.client = client->handle;
-  transfer.data = args.data;
+  transfer.data = data;
   transfer.type = args.type;
   transfer.rank = static_cast<int32_t>(rank);
   transfer.dims = args.dims;
-  transfer.byte_strides = byte_strides;
+  transfer.byte_strides = nullptr;
   XM_RETURN_IF_ERROR(XM_CALL_BRIDGE(buffer_from_host, &transfer));
 
   auto buffer = std::make_unique<PJRT_Buffer>(client, transfer.buffer, args.type,
