@@ -27,14 +27,18 @@ class BuildPjrtLibrary(build_ext):
     def get_export_symbols(self, ext: Extension) -> list[str]:
         return ["GetPjrtApi"]
 
-
-def _link_args() -> list[str]:
-    """Export only GetPjrtApi: -fvisibility=hidden does not hide C++ library template code."""
-    if sysconfig.get_platform().startswith("linux"):
-        return ["-ldl", "-lpthread", "-Wl,--version-script=xla_metal/pjrt/exports.map"]
-    if sysconfig.get_platform().startswith("macosx"):
-        return ["-Wl,-exported_symbol,_GetPjrtApi"]
-    return []
+    def build_extension(self, ext: Extension) -> None:
+        # Export GetPjrtApi alone: -fvisibility=hidden leaves the C++ standard library's
+        # template code visible, which only a linker export list hides.
+        platform = sysconfig.get_platform()
+        if platform.startswith("linux"):
+            script = Path(self.build_temp) / "libxla_metal_pjrt.map"
+            script.parent.mkdir(parents=True, exist_ok=True)
+            script.write_text("{ global: GetPjrtApi; local: *; };\n")
+            ext.extra_link_args = [*ext.extra_link_args, f"-Wl,--version-script={script}"]
+        elif platform.startswith("macosx"):
+            ext.extra_link_args = [*ext.extra_link_args, "-Wl,-exported_symbol,_GetPjrtApi"]
+        super().build_extension(ext)
 
 
 pjrt = Extension(
@@ -51,13 +55,12 @@ pjrt = Extension(
         "xla_metal/pjrt/pjrt_c_api.h",
         "xla_metal/pjrt/bridge.h",
         "xla_metal/pjrt/internal.h",
-        "xla_metal/pjrt/exports.map",
     ],
     include_dirs=["xla_metal/pjrt"],
     language="c++",
     extra_compile_args=["-std=c++17", "-O2", "-fvisibility=hidden", "-Wall", "-Wextra"],
-    define_macros=[("XM_DEFAULT_LIBPYTHON", '"%s"' % _libpython())],
-    extra_link_args=_link_args(),
+    define_macros=[("XM_DEFAULT_LIBPYTHON", f'"{_libpython()}"')],
+    extra_link_args=["-ldl", "-lpthread"] if sysconfig.get_platform().startswith("linux") else [],
 )
 
 setup(ext_modules=[pjrt], cmdclass={"build_ext": BuildPjrtLibrary})

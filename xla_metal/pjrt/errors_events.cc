@@ -52,9 +52,8 @@ PJRT_Error* ErrorFromException(const char* function, PJRT_Error_Code code,
 std::shared_ptr<EventState> EventState::MakePending() { return std::make_shared<EventState>(); }
 
 std::shared_ptr<EventState> EventState::MakeReady(Status error) {
-  auto state = std::make_shared<EventState>();
-  state->ready_ = true;
-  state->error_ = std::move(error);
+  std::shared_ptr<EventState> state = MakePending();
+  state->Complete(std::move(error));
   return state;
 }
 
