@@ -51,7 +51,8 @@ namespace xla_metal {
 namespace {
 
 constexpr char kOutputMemoryKind[] = "device";
-// Python hands back the program as StableHLO text, which frameworks parse as MLIR.
+// program_text returns MLIR (text or bytecode, e.g. the StableHLO artifact that was compiled).
+// JAX parses it into HLO for Compiled.as_text() and before serializing an executable.
 constexpr char kOptimizedProgramFormat[] = "mlir";
 
 Status BadCompileResult(const std::string& problem) {

@@ -4,14 +4,12 @@
 // The library does not link libpython: inside a Python process (JAX) the interpreter's
 // symbols are already global and are looked up at run time; in a process without Python
 // (a C frontend) libpython is loaded by path and an interpreter is started. Once attached,
-// every call into Python goes through a ctypes callback in the bridge table, and ctypes takes
-// the GIL itself, so only the attaching code below uses the C API of CPython directly.
+// every call into Python goes through a ctypes callback in the bridge table; beyond attaching,
+// the C API of CPython is used only to hold the GIL around those calls.
 #include <dlfcn.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
-
-#include <cstring>
 
 #include "internal.h"
 
@@ -52,11 +50,11 @@ constexpr char kStartFailure[] = "xla-metal could not start its Python runtime: 
 
 void OnPythonExiting() { python_exiting.store(true, std::memory_order_release); }
 
+// Looks `name` up in `library`; adds it to `missing` when absent.
 template <typename Function>
-bool Resolve(void* library, const char* name, Function& function, std::string& missing) {
+void Resolve(void* library, const char* name, Function& function, std::string& missing) {
   function = reinterpret_cast<Function>(dlsym(library, name));
   if (function == nullptr) missing += std::string(missing.empty() ? "" : ", ") + name;
-  return function != nullptr;
 }
 
 // Resolves CPython in `library` (RTLD_DEFAULT or a dlopen handle).
