@@ -34,8 +34,8 @@ Status RequireNonNull(const void* pointer, const char* what) {
   return InvalidArgument(std::string(what) + " is NULL");
 }
 
-PJRT_Error* ErrorFromException(const char* function, PJRT_Error_Code code,
-                               const char* what) noexcept {
+PJRT_Error* NewEntryError(const char* function, PJRT_Error_Code code,
+                          const char* what) noexcept {
   PJRT_Error* error = new (std::nothrow) PJRT_Error;
   if (error == nullptr) return nullptr;  // nothing left to report with
   error->code = code;
@@ -66,7 +66,9 @@ void EventState::Complete(Status error) {
     ready_ = true;
     error_ = std::move(error);
     callbacks.swap(callbacks_);
-    for (size_t i = 0; i < callbacks.size(); ++i) callback_errors.push_back(CopyError(error_.get()));
+    for (size_t i = 0; i < callbacks.size(); ++i) {
+      callback_errors.push_back(CopyError(error_.get()));
+    }
     ready_condition_.notify_all();
   }
   // Outside the lock: a callback may destroy the PJRT_Event it was registered on.

@@ -54,8 +54,9 @@ Status RequireNonNull(const void* pointer, const char* what);
 #define XM_HAS_FIELD(args, field) \
   (PJRT_STRUCT_SIZE(std::remove_reference_t<decltype(args)>, field) <= (args).struct_size)
 
-PJRT_Error* ErrorFromException(const char* function, PJRT_Error_Code code,
-                               const char* what) noexcept;
+// A new PJRT_Error "<function>: <what>", made without throwing (for catch blocks). Returns
+// NULL only when even that allocation fails.
+PJRT_Error* NewEntryError(const char* function, PJRT_Error_Code code, const char* what) noexcept;
 
 // Runs `impl` as the body of the C entry point `function`: checks the argument struct is at
 // least `min_size` bytes and turns every C++ exception into a PJRT_Error, so none crosses the
@@ -73,11 +74,11 @@ PJRT_Error* RunEntry(const char* function, Args* args, size_t min_size,
     }
     return impl(*args).release();
   } catch (const std::bad_alloc&) {
-    return ErrorFromException(function, PJRT_Error_Code_RESOURCE_EXHAUSTED, "out of memory");
+    return NewEntryError(function, PJRT_Error_Code_RESOURCE_EXHAUSTED, "out of memory");
   } catch (const std::exception& e) {
-    return ErrorFromException(function, PJRT_Error_Code_INTERNAL, e.what());
+    return NewEntryError(function, PJRT_Error_Code_INTERNAL, e.what());
   } catch (...) {
-    return ErrorFromException(function, PJRT_Error_Code_INTERNAL, "unknown C++ exception");
+    return NewEntryError(function, PJRT_Error_Code_INTERNAL, "unknown C++ exception");
   }
 }
 
@@ -95,8 +96,8 @@ PJRT_Error* RunEntry(const char* function, Args* args, size_t min_size,
 // Defines the entry point `name` as one xla-metal does not support.
 #define XM_UNIMPLEMENTED_ENTRY(name)                                                   \
   PJRT_Error* name(name##_Args*) {                                                     \
-    return ::xla_metal::ErrorFromException(#name, PJRT_Error_Code_UNIMPLEMENTED,       \
-                                           "not implemented by xla-metal");            \
+    return ::xla_metal::NewEntryError(#name, PJRT_Error_Code_UNIMPLEMENTED,            \
+                                      "not implemented by xla-metal");                 \
   }
 
 // Each file of the plugin fills the PJRT_Api slots it implements.

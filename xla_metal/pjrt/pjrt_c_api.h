@@ -1170,7 +1170,7 @@ typedef struct PJRT_Buffer_OpaqueDeviceMemoryDataPointer_Args {
 XM_PJRT_STRUCT_SIZE(PJRT_Buffer_OpaqueDeviceMemoryDataPointer_Args, device_memory_ptr);
 XM_PJRT_FUNCTION(PJRT_Buffer_OpaqueDeviceMemoryDataPointer);
 
-// ---------------------------------------------------------------------------- Copy-to-device streams
+// -------------------------------------------------------------------- Copy-to-device streams
 
 typedef struct PJRT_CopyToDeviceStream_Destroy_Args {
   XM_PJRT_ARGS_HEAD;
