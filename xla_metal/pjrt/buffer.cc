@@ -327,8 +327,14 @@ Status HostMinorToMajor(const PJRT_Buffer& buffer, const PJRT_Buffer_MemoryLayou
                         const int64_t*& minor_to_major) {
   minor_to_major = nullptr;
   if (host_layout == nullptr) return Ok();
+  // jaxlib 0.11 (seen on the NVIDIA machine) hands a layout whose struct_size is 1 for plain
+  // np.asarray: no real layout struct is that small, so it carries no request and means the
+  // default row-major layout. Any other undersized struct is an error.
+  if (host_layout->struct_size < offsetof(PJRT_Buffer_MemoryLayout, tiled)) return Ok();
   if (host_layout->struct_size < PJRT_Buffer_MemoryLayout_STRUCT_SIZE) {
-    return InvalidArgument("PJRT_Buffer_ToHostBuffer: host_layout->struct_size is too small");
+    return InvalidArgument("PJRT_Buffer_ToHostBuffer: host_layout->struct_size is " +
+                           std::to_string(host_layout->struct_size) + ", expected at least " +
+                           std::to_string(PJRT_Buffer_MemoryLayout_STRUCT_SIZE));
   }
   const size_t rank = buffer.dims.size();
   if (host_layout->type == PJRT_Buffer_MemoryLayout_Type_Tiled) {
