@@ -184,7 +184,7 @@ def _convert_inputs(rng, d):
 
 def _converts(sources: tuple[str, ...], targets: tuple[str, ...], make) -> list[Case]:
     return [Case(f"convert_to_{t}", lambda x, t=t: lax.convert_element_type(x, np_dtype(t)),
-                 make, sources) for t in targets]
+                 make, sources, tags=("x64",) if t in X64 else ()) for t in targets]
 
 
 def _bitcast(target: str) -> Callable[..., Any]:
@@ -318,4 +318,195 @@ ELEMENTWISE: list[Case] = [
     Case("bitcast_wide", _bitcast("float32"), lambda r, d: (values(r, d, (3, 4)),), ("uint8",)),
 ]
 
-ALL_CASES: list[Case] = [*ELEMENTWISE]
+
+# ------------------------------------------------------------------------------ shape
+
+
+def _one(shape, dt="*"):
+    return arrays((shape, dt))
+
+
+def _idx(*vals):
+    return np.array(vals, np.int32)
+
+
+SHAPE: list[Case] = [
+    Case("iota", lambda x: x + lax.broadcasted_iota(x.dtype, x.shape, 1), _one((3, 4)),
+         ("float32", "int32", "uint8", "bfloat16")),
+    Case("broadcast", lambda x: jnp.broadcast_to(x[:, None, :], (3, 2, 4)), _one((3, 4)), ALL,
+         grad=True),
+    Case("broadcast_in_dim_perm", lambda x: lax.broadcast_in_dim(x, (4, 2, 3), (2, 0)),
+         _one((3, 4)), ("float32", "int8")),
+    Case("reshape", lambda x: x.reshape(2, 6), _one((3, 4)), ALL, grad=True),
+    Case("transpose", lambda x: jnp.transpose(x, (2, 0, 1)), _one((2, 3, 4)), ALL, grad=True),
+    Case("slice", lambda x: x[1:3, ::2], _one((4, 5)), ALL, grad=True),
+    Case("slice_strided", lambda x: lax.slice(x, (0, 1), (5, 5), (2, 3)), _one((5, 6)),
+         ("float32", "int8"), grad=True),
+    Case("concatenate", lambda x, y: jnp.concatenate([x, y, x], axis=1),
+         arrays(((2, 3), "*"), ((2, 2), "*")), ALL, grad=True),
+    Case("pad", lambda x: lax.pad(x, np.asarray(7, x.dtype), ((1, 2, 0), (0, 1, 2))),
+         _one((3, 4)), REALS, grad=True),
+    Case("pad_negative", lambda x: lax.pad(x, np.asarray(7, x.dtype), ((-1, 2, 1), (2, -3, 0))),
+         _one((3, 5)), ("float32", "int32"), grad=True),
+    Case("pad_interior_neg", lambda x: lax.pad(x, np.asarray(0, x.dtype), ((-2, -1, 3),)),
+         _one((4,)), ("float32",), grad=True),
+    Case("reverse", lambda x: lax.rev(x, (0, 2)), _one((2, 3, 4)), ALL, grad=True),
+    Case("dynamic_slice", lambda x, i, j: lax.dynamic_slice(x, (i, j), (2, 3)),
+         lambda r, d: (values(r, d, (4, 5)), np.int32(1), np.int32(4)), ALL, grad=True),
+    Case("dynamic_slice_clamp", lambda x, i: lax.dynamic_slice(x, (i, i), (2, 3)),
+         lambda r, d: (values(r, d, (4, 5)), np.int32(-7)), ("float32",)),
+    Case("dynamic_update_slice", lambda x, u, i: lax.dynamic_update_slice(x, u, (i, np.int32(1))),
+         lambda r, d: (values(r, d, (4, 5)), values(r, d, (2, 3)), np.int32(3)), ALL,
+         grad=True),
+    Case("dynamic_update_slice_neg", lambda x, u, i: lax.dynamic_update_slice(x, u, (i, i)),
+         lambda r, d: (values(r, d, (4, 5)), values(r, d, (2, 3)), np.int32(-3)),
+         ("int32",)),
+    Case("index_take", lambda x, i: x[i], lambda r, d: (values(r, d, (5, 3)), _idx(4, 0, 2, 2)),
+         ALL, grad=True),
+    Case("index_negative", lambda x, i: x[i], lambda r, d: (values(r, d, (5, 3)),
+                                                            _idx(-1, -5, 3)), ("float32",)),
+    Case("index_col", lambda x, i: x[:, i], lambda r, d: (values(r, d, (3, 5)), _idx(4, 0, 1)),
+         ("float32", "int16"), grad=True),
+    Case("index_2d", lambda x, i, j: x[i, j],
+         lambda r, d: (values(r, d, (4, 5)), _idx(0, 3, 1), _idx(4, 2, 0)), ("float32",),
+         grad=True),
+    Case("index_scalar", lambda x, i: x[i, 1:], lambda r, d: (values(r, d, (4, 5)),
+                                                              np.int32(2)), ("float32",)),
+    Case("take_along_axis", lambda x, i: jnp.take_along_axis(x, i, axis=1),
+         lambda r, d: (values(r, d, (3, 4)), r.integers(0, 4, (3, 2)).astype(np.int32)),
+         ("float32",), grad=True),
+    Case("take_clip", lambda x, i: jnp.take(x, i, axis=0, mode="clip"),
+         lambda r, d: (values(r, d, (4, 2)), _idx(-3, 7, 1)), ("float32",)),
+    Case("take_fill", lambda x, i: jnp.take(x, i, axis=0, mode="fill", fill_value=-9.0),
+         lambda r, d: (values(r, d, (4, 2)), _idx(-3, 7, 1, -1)), ("float32",)),
+    Case("vmap_index", jax.vmap(lambda x, i: x[i]),
+         lambda r, d: (values(r, d, (3, 5)), _idx(4, 0, 2)), ("float32",), grad=True),
+    Case("scatter_set", lambda x, i, u: x.at[i].set(u),
+         lambda r, d: (values(r, d, (5, 3)), _idx(4, 0), values(r, d, (2, 3))), ALL, grad=True),
+    Case("scatter_add", lambda x, i, u: x.at[i].add(u),
+         lambda r, d: (values(r, d, (5, 3)), _idx(4, 0, 4, 1), values(r, d, (4, 3))),
+         REALS + ("complex64",), grad=True),
+    Case("scatter_mul", lambda x, i, u: x.at[i].multiply(u),
+         lambda r, d: (values(r, d, (5,)), _idx(4, 0, 4), values(r, d, (3,))),
+         ("float32", "int32")),
+    Case("scatter_max", lambda x, i, u: x.at[i].max(u),
+         lambda r, d: (values(r, d, (5,)), _idx(4, 0, 4), values(r, d, (3,))),
+         ("float32", "int8", "uint16")),
+    Case("scatter_min", lambda x, i, u: x.at[i].min(u),
+         lambda r, d: (values(r, d, (5,)), _idx(4, 0, 4), values(r, d, (3,))), ("float32",)),
+    Case("scatter_oob", lambda x, i, u: x.at[i].add(u, mode="drop"),
+         lambda r, d: (values(r, d, (5, 2)), _idx(7, -9, 1), values(r, d, (3, 2))),
+         ("float32",)),
+    Case("scatter_2d", lambda x, i, j, u: x.at[i, j].add(u),
+         lambda r, d: (values(r, d, (4, 5)), _idx(0, 3, 0), _idx(4, 2, 4), values(r, d, (3,))),
+         ("float32",), grad=True),
+    Case("scatter_col", lambda x, i, u: x.at[:, i].set(u),
+         lambda r, d: (values(r, d, (3, 5)), _idx(4, 1), values(r, d, (3, 2))), ("float32",),
+         grad=True),
+    Case("vmap_scatter", jax.vmap(lambda x, i, u: x.at[i].add(u)),
+         lambda r, d: (values(r, d, (3, 5)), _idx(4, 0, 2), values(r, d, (3,))), ("float32",),
+         grad=True),
+    Case("segment_sum", lambda x, s: jax.ops.segment_sum(x, s, num_segments=3),
+         lambda r, d: (values(r, d, (6, 2)), _idx(0, 2, 2, 1, 0, 0)), ("float32", "int32"),
+         grad=True),
+]
+
+# ---------------------------------------------------------------- reductions and sorting
+
+
+def _with_nan(rng, d):
+    x = values(rng, d, (3, 5))
+    x[1, 2] = np.nan
+    return (x,)
+
+
+REDUCE: list[Case] = [
+    Case("sum", lambda x: jnp.sum(x, axis=1), _one((3, 5)), REALS + ("complex64",),
+         tol=(1e-4, 1e-4), grad=True),
+    Case("sum_all", jnp.sum, _one((3, 5)), ("float32", "int32", "uint8"), grad=True),
+    Case("sum_bool", lambda x: lax.reduce(x, False, lax.bitwise_or, (0,)), _one((3, 5)), BOOL),
+    Case("prod", lambda x: jnp.prod(x, axis=0), _one((3, 5)), ("float32", "int32", "int8"),
+         grad=True),
+    Case("max_reduce", lambda x: jnp.max(x, axis=(0, 2)), _one((2, 3, 4)), REALS, grad=True),
+    Case("min_reduce", lambda x: jnp.min(x, axis=1), _one((2, 3, 4)), REALS, grad=True),
+    Case("max_nan", lambda x: jnp.max(x, axis=1), _with_nan, ("float32",)),
+    Case("all", lambda x: jnp.all(x, axis=1), _one((3, 5)), BOOL),
+    Case("any", lambda x: jnp.any(x, axis=0), _one((3, 5)), BOOL),
+    Case("reduce_and_int", lambda x: lax.reduce(x, np.asarray(np.iinfo(x.dtype).max if x.dtype.kind == "u" else -1,
+                                                           x.dtype), lax.bitwise_and,
+                                                (1,)), _one((3, 5)), ("int32", "uint8")),
+    Case("reduce_or_int", lambda x: lax.reduce(x, np.asarray(0, x.dtype), lax.bitwise_or,
+                                               (0,)), _one((3, 5)), ("int32", "uint16")),
+    Case("reduce_xor_int", lambda x: lax.reduce(x, np.asarray(0, x.dtype), lax.bitwise_xor,
+                                                (0,)), _one((5, 3)), ("int32",)),
+    Case("argmax", lambda x: jnp.argmax(x, axis=1), _with_nan, ("float32",)),
+    Case("argmax_ties", lambda x: jnp.argmax(x, axis=0),
+         lambda r, d: (np.array([[1, 3, 3], [3, 3, 1], [3, 0, 3]], np_dtype(d)),),
+         ("float32", "int32", "uint8", "bfloat16")),
+    Case("argmin", lambda x: jnp.argmin(x, axis=0), _one((7, 3)), REALS),
+    Case("mean_var", lambda x: (jnp.mean(x, axis=0), jnp.var(x, axis=1)), _one((4, 6)),
+         ("float32",), grad=True),
+    Case("logsumexp", lambda x: jax.nn.logsumexp(x, axis=1), _one((3, 7)), ("float32",),
+         grad=True),
+    Case("softmax", lambda x: jax.nn.softmax(x, axis=-1), _one((3, 7)), ("float32",),
+         grad=True),
+    Case("cumsum", lambda x: jnp.cumsum(x, axis=1), _one((3, 6)), ("float32", "int32"),
+         grad=True),
+    Case("cummax", lambda x: lax.cummax(x, axis=0), _one((5, 3)), ("float32",), grad=True),
+    Case("sort", lambda x: jnp.sort(x, axis=-1), _one((3, 9)), REALS + BOOL, grad=True),
+    Case("sort_axis0", lambda x: jnp.sort(x, axis=0), _one((6, 3)), ("float32", "int64")),
+    Case("sort_specials", jnp.sort,
+         lambda r, d: (np.array([np.nan, 1.0, -0.0, 0.0, -np.inf, np.inf, -np.nan, -1.0, 0.0],
+                                np_dtype(d)),), FLOATS),
+    Case("sort_descending", lambda x: jnp.sort(x, descending=True), _one((2, 9)),
+         ("float32", "int32", "uint32")),
+    Case("argsort", lambda x: jnp.argsort(x, axis=-1),
+         lambda r, d: (small_ints(r, d, (3, 9), -3, 3).astype(np_dtype(d)),),
+         ("float32", "int32", "uint8", "int64")),
+    Case("argsort_desc", lambda x: jnp.argsort(x, descending=True),
+         lambda r, d: (small_ints(r, d, (2, 9), -3, 3).astype(np_dtype(d)),),
+         ("float32", "int32")),
+    Case("sort_multi_operand", lambda k, v: lax.sort((k, v), num_keys=1),
+         lambda r, d: (small_ints(r, d, (11,), -3, 3), values(r, "float32", (11,))),
+         ("float32", "int32")),
+    Case("sort_two_keys", lambda k1, k2, v: lax.sort((k1, k2, v), num_keys=2),
+         lambda r, d: (small_ints(r, d, (13,), -2, 2), small_ints(r, d, (13,), -2, 2),
+                       values(r, "int32", (13,))), ("float32", "int32")),
+    Case("lexsort", lambda a, b: jnp.lexsort((a, b)),
+         lambda r, d: (small_ints(r, d, (10,), -2, 2), small_ints(r, d, (10,), -2, 2)),
+         ("int32",)),
+    Case("top_k", lambda x: lax.top_k(x, 3), _one((2, 7)), ("float32", "int32")),
+    Case("top_k_ties", lambda x: lax.top_k(x, 4),
+         lambda r, d: (small_ints(r, d, (2, 9), -2, 2),), ("float32", "int32")),
+    Case("median", lambda x: jnp.median(x, axis=1), _one((3, 7)), ("float32",)),
+]
+
+# ----------------------------------------------------------------------- contractions
+
+DOT: list[Case] = [
+    Case("matmul", jnp.matmul, arrays(((3, 4), "*"), ((4, 5), "*")),
+         ("float32", "float16", "bfloat16", "complex64"), tol=(1e-4, 1e-4), grad=True),
+    Case("matmul_int", jnp.matmul, lambda r, d: (small_ints(r, d, (3, 4)),
+                                                 small_ints(r, d, (4, 5))),
+         INTS),
+    Case("matmul_int_wrap", jnp.matmul, arrays(((3, 4), "*"), ((4, 5), "*")),
+         ("int8", "int32", "uint16")),
+    Case("matmul_bool", lambda a, b: lax.dot(a, b), arrays(((3, 4), "*"), ((4, 5), "*")),
+         BOOL),
+    Case("matvec", jnp.dot, arrays(((3, 4), "*"), ((4,), "*")), ("float32",), grad=True),
+    Case("vecdot", jnp.dot, arrays(((4,), "*"), ((4,), "*")), ("float32", "int32"),
+         grad=True),
+    Case("einsum_batch", lambda a, b: jnp.einsum("bij,bjk->bik", a, b),
+         arrays(((2, 3, 4), "*"), ((2, 4, 5), "*")), ("float32",), tol=(1e-4, 1e-4),
+         grad=True),
+    Case("einsum_general", lambda a, b: jnp.einsum("ikjb,bkl->bilj", a, b),
+         arrays(((2, 3, 4, 5), "*"), ((5, 3, 2), "*")), ("float32", "int16"),
+         tol=(1e-4, 1e-4), grad=True),
+    Case("dot_preferred", lambda a, b: lax.dot(a, b, preferred_element_type=jnp.float32),
+         arrays(((3, 4), "*"), ((4, 2), "*")), ("bfloat16", "float16"), tol=(1e-4, 1e-4)),
+    Case("dot_preferred_int", lambda a, b: lax.dot(a, b, preferred_element_type=jnp.int32),
+         arrays(((3, 4), "*"), ((4, 2), "*")), ("int8", "uint8")),
+    Case("outer", jnp.outer, arrays(((3,), "*"), ((4,), "*")), ("float32",), grad=True),
+]
+
+ALL_CASES: list[Case] = [*ELEMENTWISE, *SHAPE, *REDUCE, *DOT]

@@ -19,13 +19,13 @@ def _expected(fn, args):
         return jax.tree_util.tree_leaves(jax.jit(fn)(*args))
 
 
-def _grad_fn(fn, n_args):
+def _grad_fn(fn, argnums):
     def loss(*args):
         out = jax.tree_util.tree_leaves(fn(*args))
         return sum(jnp.sum(jnp.real(o).astype(jnp.float32)) for o in out
                    if jnp.issubdtype(o.dtype, jnp.inexact))
 
-    return jax.grad(loss, argnums=tuple(range(n_args)))
+    return jax.grad(loss, argnums=argnums)
 
 
 def _run(param: Param, seed: int = 0) -> None:
@@ -39,12 +39,9 @@ def _run(param: Param, seed: int = 0) -> None:
     for i, (e, g) in enumerate(zip(expected, got, strict=True)):
         check(e, g, tol, f"{param.id} result {i}")
     if case.grad and param.dtype == "float32":
-        float_args = [i for i, a in enumerate(args) if np.asarray(a).dtype.kind == "f"]
-        gfn = _grad_fn(case.fn, len(args))
-
-        def gsel(*a):
-            g = gfn(*a)
-            return [g[i] for i in float_args]
+        float_args = tuple(i for i, a in enumerate(args) if np.asarray(a).dtype.kind == "f")
+        assert float_args, f"{param.id}: grad=True but no float argument"
+        gsel = _grad_fn(case.fn, float_args)
 
         expected_g = _expected(gsel, args)
         got_g = run_direct(gsel, *args)
@@ -55,7 +52,7 @@ def _run(param: Param, seed: int = 0) -> None:
 
 @pytest.mark.parametrize("param", PARAMS, ids=[p.id for p in PARAMS])
 def test_op(param: Param) -> None:
-    if param.dtype in X64:
+    if param.dtype in X64 or "x64" in param.case.tags:
         with jax.enable_x64(True):
             _run(param)
     else:

@@ -11,7 +11,7 @@ import math
 
 import mlx.core as mx
 
-from ...runtime.dtypes import mlx_dtype
+from ...runtime import dtypes as _dtypes
 from ..importer import DotDims
 from ..ir import Op, Operation
 from .registry import lowering, single
@@ -56,11 +56,11 @@ def dot_general(lhs: mx.array, rhs: mx.array, dims: DotDims, out_dtype: mx.Dtype
         out = mx.matmul(a, b) if k > 0 else mx.zeros((bsz, a.shape[1], b.shape[2]), out_dtype)
     else:
         out = _int_matmul(a, b)
-    return out.reshape(*batch_shape, *lf_shape, *rf_shape)
+    return out.reshape((*batch_shape, *lf_shape, *rf_shape))
 
 
 @lowering(Op.DOT_GENERAL)
 @single
 def _dot_general(ctx, op: Operation, lhs: mx.array, rhs: mx.array) -> mx.array:
     return dot_general(lhs, rhs, op.attrs["dot_dimension_numbers"],
-                       mlx_dtype(out_type(op).dtype))
+                       _dtypes.mlx_dtype(out_type(op).dtype))

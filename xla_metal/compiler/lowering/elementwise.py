@@ -15,7 +15,7 @@ from typing import Any
 import mlx.core as mx
 
 from ...errors import UnimplementedError
-from ...runtime.dtypes import mlx_dtype
+from ...runtime import dtypes as _dtypes
 from ..importer import numpy_dtype
 from ..ir import Op, Operation, TensorType
 from .registry import register_lowering
@@ -315,7 +315,7 @@ register_lowering(Op.REDUCE_PRECISION, _reduce_precision)
 def convert(x: mx.array, src: str, dst: str) -> mx.array:
     """XLA's convert: saturating float->int (NaN -> 0), x != 0 for bool, real part of complex."""
     ks, kd = kind(src), kind(dst)
-    target = mlx_dtype(dst)
+    target = _dtypes.mlx_dtype(dst)
     if src == dst:
         return x
     if kd == "b":
@@ -352,11 +352,11 @@ def _bitcast(ctx, op: Operation, x: mx.array) -> tuple[Any]:
     if src == "bool" or t.dtype == "bool":
         x = x.astype(mx.uint8) if src == "bool" else x
         y = x.view(mx.uint8)
-        y = y.astype(mx.bool_) if t.dtype == "bool" else y.view(mlx_dtype(t.dtype))
+        y = y.astype(mx.bool_) if t.dtype == "bool" else y.view(_dtypes.mlx_dtype(t.dtype))
     else:
         if bits(src) < bits(t.dtype):
             x = mx.contiguous(x)
-        y = x.view(mlx_dtype(t.dtype))
+        y = x.view(_dtypes.mlx_dtype(t.dtype))
     return (y.reshape(t.shape),)
 
 

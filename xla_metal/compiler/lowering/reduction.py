@@ -54,7 +54,7 @@ def tree_reduce(body: Callable[..., list[Any]], xs: Sequence[mx.array],
     keep = [d for d in range(rank) if d not in axes]
     kept_shape = [xs[0].shape[d] for d in keep]
     m = math.prod(xs[0].shape[d] for d in axes)
-    flat = [mx.transpose(x, keep + axes).reshape(*kept_shape, m) for x in xs]
+    flat = [mx.transpose(x, keep + axes).reshape((*kept_shape, m)) for x in xs]
     size = 1
     while size < m + 1:
         size *= 2

@@ -12,7 +12,7 @@ from typing import Any
 import mlx.core as mx
 
 from ...errors import UnimplementedError
-from ...runtime.dtypes import mlx_dtype
+from ...runtime import dtypes as _dtypes
 from ..importer import GatherDims, ScatterDims
 from ..ir import Op, Operation, TensorType
 from .regions import combiner
@@ -41,7 +41,7 @@ def broadcast_in_dim(x: mx.array, shape: tuple[int, ...], dims: tuple[int, ...])
 def _iota(ctx, op: Operation) -> mx.array:
     t = out_type(op)
     dim = int(op.attrs["iota_dimension"])
-    dtype = mlx_dtype(t.dtype)
+    dtype = _dtypes.mlx_dtype(t.dtype)
     n = t.shape[dim]
     base = mx.arange(n, dtype=mx.int32 if dtype != mx.int64 else mx.int64).astype(dtype)
     return broadcast_in_dim(base, t.shape, (dim,))
@@ -95,7 +95,7 @@ def pad(x: mx.array, value: mx.array, low, high, interior) -> mx.array:
             moved = mx.moveaxis(x, d, -1)
             fill = mx.broadcast_to(value, (*moved.shape, k))
             woven = mx.concatenate([moved[..., None], fill], axis=-1)
-            woven = woven.reshape(*moved.shape[:-1], n * (k + 1))[..., : n + (n - 1) * k]
+            woven = woven.reshape((*moved.shape[:-1], n * (k + 1)))[..., : n + (n - 1) * k]
             x = mx.moveaxis(woven, -1, d)
         lo, hi = low[d], high[d]
         if lo < 0 or hi < 0:
@@ -195,12 +195,12 @@ def _gather(ctx, op: Operation, x: mx.array, indices: mx.array) -> mx.array:
     window = mx.zeros(sizes, dtype=mx.int32)
     for d, n in enumerate(sizes):
         window = window + broadcast_in_dim(mx.arange(n, dtype=mx.int32) * strides[d], sizes, (d,))
-    full = linear.reshape(*batch_shape, *([1] * len(sizes))) + window
-    vals = mx.take(x.reshape(-1), full.reshape(-1)).reshape(*batch_shape, *sizes)
+    full = linear.reshape((*batch_shape, *([1] * len(sizes)))) + window
+    vals = mx.take(x.reshape(-1), full.reshape(-1)).reshape((*batch_shape, *sizes))
     dropped = set(dn.collapsed_slice_dims) | set(dn.operand_batching_dims)
     keep = [d for d in range(len(sizes)) if d not in dropped]
     nb = len(batch_shape)
-    vals = vals.reshape(*batch_shape, *[sizes[d] for d in keep])
+    vals = vals.reshape((*batch_shape, *[sizes[d] for d in keep]))
     # place the offset dims at offset_dims in the output, batch dims elsewhere in order
     rank = nb + len(keep)
     offset_dims = list(dn.offset_dims)
@@ -274,9 +274,9 @@ def _scatter(ctx, op: Operation, *args: mx.array) -> list[mx.array]:
         wlin = wlin + broadcast_in_dim(mx.arange(window_sizes[d], dtype=mx.int32) * strides[d],
                                        tuple(window_shape), (j,))
     nb = len(batch_shape)
-    full = linear.reshape(*batch_shape, *([1] * len(window_shape))) + wlin
+    full = linear.reshape((*batch_shape, *([1] * len(window_shape)))) + wlin
     # an invalid window goes entirely to the spare slot
-    full = mx.where(valid.reshape(*batch_shape, *([1] * len(window_shape))), full,
+    full = mx.where(valid.reshape((*batch_shape, *([1] * len(window_shape)))), full,
                     mx.array(total, dtype=mx.int32))
     flat_idx = full.reshape(-1)
     perm = scatter_dims_u + list(dn.update_window_dims)
