@@ -414,6 +414,10 @@ SHAPE: list[Case] = [
 # ---------------------------------------------------------------- reductions and sorting
 
 
+def _all_ones(dtype):
+    return np.asarray(np.iinfo(dtype).max if dtype.kind == "u" else -1, dtype)
+
+
 def _with_nan(rng, d):
     x = values(rng, d, (3, 5))
     x[1, 2] = np.nan
@@ -432,9 +436,8 @@ REDUCE: list[Case] = [
     Case("max_nan", lambda x: jnp.max(x, axis=1), _with_nan, ("float32",)),
     Case("all", lambda x: jnp.all(x, axis=1), _one((3, 5)), BOOL),
     Case("any", lambda x: jnp.any(x, axis=0), _one((3, 5)), BOOL),
-    Case("reduce_and_int", lambda x: lax.reduce(x, np.asarray(np.iinfo(x.dtype).max if x.dtype.kind == "u" else -1,
-                                                           x.dtype), lax.bitwise_and,
-                                                (1,)), _one((3, 5)), ("int32", "uint8")),
+    Case("reduce_and_int", lambda x: lax.reduce(x, _all_ones(x.dtype), lax.bitwise_and, (1,)),
+         _one((3, 5)), ("int32", "uint8")),
     Case("reduce_or_int", lambda x: lax.reduce(x, np.asarray(0, x.dtype), lax.bitwise_or,
                                                (0,)), _one((3, 5)), ("int32", "uint16")),
     Case("reduce_xor_int", lambda x: lax.reduce(x, np.asarray(0, x.dtype), lax.bitwise_xor,
@@ -509,4 +512,36 @@ DOT: list[Case] = [
     Case("outer", jnp.outer, arrays(((3,), "*"), ((4,), "*")), ("float32",), grad=True),
 ]
 
-ALL_CASES: list[Case] = [*ELEMENTWISE, *SHAPE, *REDUCE, *DOT]
+
+def _max_pool(x):
+    return lax.reduce_window(x, -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+
+
+def _avg_pool_same(x):
+    return lax.reduce_window(x, 0.0, lax.add, (1, 3, 3, 1), (1, 2, 1, 1), "SAME") / 9.0
+
+
+WINDOW: list[Case] = [
+    Case("max_pool", _max_pool, _one((2, 4, 6, 3)), ("float32",), grad=True),
+    Case("max_pool_ties", _max_pool, lambda r, d: (np.ones((1, 4, 4, 1), np.float32),),
+         ("float32",), grad=True),
+    Case("max_pool_same", lambda x: lax.reduce_window(x, -jnp.inf, lax.max, (3, 3), (2, 2),
+                                                      "SAME"), _one((5, 6)), ("float32",),
+         grad=True),
+    Case("avg_pool_same", _avg_pool_same, _one((1, 5, 4, 2)), ("float32",), grad=True),
+    Case("reduce_window_dilated", lambda x: lax.reduce_window(
+        x, 0.0, lax.add, (2, 2), (1, 2), ((1, 0), (2, 1)), base_dilation=(2, 1),
+        window_dilation=(1, 2)), _one((4, 7)), ("float32",), grad=True),
+    Case("reduce_window_int", lambda x: lax.reduce_window(
+        x, np.asarray(np.iinfo(x.dtype).min, x.dtype), lax.max, (2, 3), (1, 1), "VALID"),
+        _one((4, 5)), ("int32", "uint8")),
+    Case("cumsum_reverse", lambda x: jnp.flip(jnp.cumsum(jnp.flip(x, 1), axis=1), 1),
+         _one((3, 6)), ("float32",), grad=True),
+    Case("cumprod", lambda x: jnp.cumprod(x, axis=0), unary(0.5, 1.5, shape=(5, 3)),
+         ("float32",), grad=True),
+    Case("cummin_int", lambda x: lax.cummin(x, axis=1), _one((3, 6)), ("int32", "int8")),
+    Case("cumlogsumexp", lambda x: lax.cumlogsumexp(x, axis=1), _one((2, 5)), ("float32",),
+         grad=True),
+]
+
+ALL_CASES: list[Case] = [*ELEMENTWISE, *SHAPE, *REDUCE, *DOT, *WINDOW]

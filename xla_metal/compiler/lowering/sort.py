@@ -153,6 +153,22 @@ def stable_argsort(u: mx.array, descending: bool) -> mx.array:
     return mx.argsort(composite, axis=-1)
 
 
+def _rank(lt: Callable[[list[mx.array], list[mx.array]], mx.array], run: int,
+          items: list[mx.array], others: list[mx.array], strict: bool) -> mx.array:
+    """How many of the sorted run `others` go before each item (binary search)."""
+    lo = mx.zeros(items[0].shape, dtype=mx.int32)
+    hi = mx.full(items[0].shape, run, dtype=mx.int32)
+    for _ in range(run.bit_length()):
+        mid = (lo + hi) // 2
+        safe = mx.minimum(mid, run - 1)
+        probe = [mx.take_along_axis(o, safe, axis=-1) for o in others]
+        before = lt(probe, items) if strict else mx.logical_not(lt(items, probe))
+        before = before & (mid < hi)
+        lo = mx.where(before, mid + 1, lo)
+        hi = mx.where(before, hi, mid)
+    return lo
+
+
 def merge_sort(less: Callable[[list[mx.array], list[mx.array]], mx.array],
                xs: list[mx.array]) -> list[mx.array]:
     """Stable sort of arrays along their last axis by a strict-weak-order `less`."""
@@ -179,23 +195,8 @@ def merge_sort(less: Callable[[list[mx.array], list[mx.array]], mx.array],
         right = [s[..., 1, :] for s in shaped]
         local = mx.broadcast_to(mx.arange(run, dtype=mx.int32), left[0].shape)
 
-        def rank(items: list[mx.array], others: list[mx.array], strict: bool) -> mx.array:
-            # count of `others` that go before each item: binary search over the sorted run
-            lo = mx.zeros(items[0].shape, dtype=mx.int32)
-            hi = mx.full(items[0].shape, run, dtype=mx.int32)
-            steps = run.bit_length()
-            for _ in range(steps):
-                mid = (lo + hi) // 2
-                safe = mx.minimum(mid, run - 1)
-                probe = [mx.take_along_axis(o, safe, axis=-1) for o in others]
-                before = lt(probe, items) if strict else mx.logical_not(lt(items, probe))
-                before = before & (mid < hi)
-                lo = mx.where(before, mid + 1, lo)
-                hi = mx.where(before, hi, mid)
-            return lo
-
-        pos_left = local + rank(left, right, True)
-        pos_right = local + rank(right, left, False)
+        pos_left = local + _rank(lt, run, left, right, True)
+        pos_right = local + _rank(lt, run, right, left, False)
         positions = mx.concatenate([pos_left, pos_right], axis=-1)
         merged = []
         for s_l, s_r in zip(left, right, strict=True):
