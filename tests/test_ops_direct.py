@@ -1,4 +1,9 @@
-"""Every op record of tests/op_table.py through our compiler (run_direct) against JAX's CPU."""
+"""Every op record of tests/op_table.py through our compiler (run_direct) against JAX's CPU.
+
+To keep the run short, the dtypes of one case are checked together: one program applies the
+case's function to the inputs of every dtype (64-bit dtypes in a second program, under x64),
+and each dtype's outputs are compared with their own tolerances.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,30 @@ import numpy as np
 import pytest
 
 from tests.direct import run_direct
-from tests.op_table import ALL_CASES, X64, Param, check, expand, tolerance
+from tests.op_table import ALL_CASES, X64, Case, check, tolerance
 
 CPU = jax.devices("cpu")[0]
-PARAMS = list(expand(ALL_CASES))
+
+
+def _groups() -> list[tuple[Case, tuple[str, ...], bool]]:
+    out = []
+    for case in ALL_CASES:
+        wide = "x64" in case.tags
+        std = tuple(d for d in case.dtypes if d not in X64 and not wide)
+        x64 = tuple(d for d in case.dtypes if d in X64 or wide)
+        if std:
+            out.append((case, std, False))
+        if x64:
+            out.append((case, x64, True))
+    return out
+
+
+GROUPS = _groups()
 
 
 def _expected(fn, args):
     with jax.default_device(CPU):
-        return jax.tree_util.tree_leaves(jax.jit(fn)(*args))
+        return jax.jit(fn)(*args)
 
 
 def _grad_fn(fn, argnums):
@@ -28,32 +48,48 @@ def _grad_fn(fn, argnums):
     return jax.grad(loss, argnums=argnums)
 
 
-def _run(param: Param, seed: int = 0) -> None:
-    case = param.case
-    rng = np.random.default_rng(abs(hash(param.id)) % 2**32 if seed else 0)
-    args = case.make(rng, param.dtype)
-    expected = _expected(case.fn, args)
-    got = run_direct(case.fn, *args)
-    assert len(got) == len(expected), f"{param.id}: {len(got)} results, expected {len(expected)}"
-    tol = tolerance(case, param.dtype)
-    for i, (e, g) in enumerate(zip(expected, got, strict=True)):
-        check(e, g, tol, f"{param.id} result {i}")
-    if case.grad and param.dtype == "float32":
+def _run(case: Case, dtypes: tuple[str, ...]) -> None:
+    inputs = [case.make(np.random.default_rng(i), d) for i, d in enumerate(dtypes)]
+    sizes = [len(a) for a in inputs]
+
+    def combined(*flat):
+        outs, at = [], 0
+        for n in sizes:
+            outs.append(case.fn(*flat[at:at + n]))
+            at += n
+        return outs
+
+    flat_args = [a for args in inputs for a in args]
+    want_tree = _expected(combined, flat_args)
+    per_dtype = [jax.tree_util.tree_leaves(t) for t in want_tree]
+    got = run_direct(combined, *flat_args)
+    assert len(got) == sum(len(p) for p in per_dtype), f"{case.name}: result count"
+    at = 0
+    for d, leaves in zip(dtypes, per_dtype, strict=True):
+        tol = tolerance(case, d)
+        for i, e in enumerate(leaves):
+            check(np.asarray(e), got[at], tol, f"{case.name}[{d}] result {i}")
+            at += 1
+    if case.grad and "float32" in dtypes:
+        args = inputs[dtypes.index("float32")]
         float_args = tuple(i for i, a in enumerate(args) if np.asarray(a).dtype.kind == "f")
-        assert float_args, f"{param.id}: grad=True but no float argument"
-        gsel = _grad_fn(case.fn, float_args)
+        assert float_args, f"{case.name}: grad=True but no float argument"
+        gfn = _grad_fn(case.fn, float_args)
+        want_g = jax.tree_util.tree_leaves(_expected(gfn, args))
+        got_g = run_direct(gfn, *args)
+        assert len(got_g) == len(want_g)
+        tol = tolerance(case, "float32")
+        for i, (e, g) in enumerate(zip(want_g, got_g, strict=True)):
+            check(np.asarray(e), g, (max(tol[0], 1e-4), max(tol[1], 1e-5)),
+                  f"{case.name} grad {i}")
 
-        expected_g = _expected(gsel, args)
-        got_g = run_direct(gsel, *args)
-        assert len(got_g) == len(expected_g)
-        for i, (e, g) in enumerate(zip(expected_g, got_g, strict=True)):
-            check(e, g, (max(tol[0], 1e-4), max(tol[1], 1e-5)), f"{param.id} grad {i}")
 
-
-@pytest.mark.parametrize("param", PARAMS, ids=[p.id for p in PARAMS])
-def test_op(param: Param) -> None:
-    if param.dtype in X64 or "x64" in param.case.tags:
+@pytest.mark.parametrize("group", GROUPS,
+                         ids=[f"{c.name}{'-x64' if w else ''}" for c, _, w in GROUPS])
+def test_op(group: tuple[Case, tuple[str, ...], bool]) -> None:
+    case, dtypes, wide = group
+    if wide:
         with jax.enable_x64(True):
-            _run(param)
+            _run(case, dtypes)
     else:
-        _run(param)
+        _run(case, dtypes)

@@ -18,8 +18,8 @@ import numpy as np
 from ...errors import UnimplementedError
 from ..ir import Op, Operation
 from .reduction import monoid
-from .registry import lowering
 from .regions import combiner
+from .registry import lowering
 from .shape import pad
 
 _CUMULATIVE = {"ADD": mx.cumsum, "MUL": mx.cumprod, "MAX": mx.cummax, "MIN": mx.cummin}
