@@ -119,19 +119,17 @@ def _select_and_scatter(ctx, op: Operation, x: mx.array, source: mx.array,
              [0] * rank)
     ones = (1,) * rank
     vwin = dict(_window_slices(valid, dims, strides, ones))
-    best = best_ok = best_k = None
-    for k, (offset, cand) in enumerate(_window_slices(xp, dims, strides, ones)):
+    slices = list(_window_slices(xp, dims, strides, ones))
+    first_offset, best = slices[0]
+    best_ok = vwin[first_offset]
+    best_k = mx.zeros(best.shape, dtype=mx.int32)
+    for k, (offset, cand) in enumerate(slices[1:], start=1):
         ok = vwin[offset]
-        if best is None:
-            best, best_ok = cand, ok
-            best_k = mx.zeros(cand.shape, dtype=mx.int32)
-            continue
         keep = select(best, cand)[0]
         take = ok & (mx.logical_not(best_ok) | mx.logical_not(keep))
         best = mx.where(take, cand, best)
         best_ok = best_ok | ok
         best_k = mx.where(take, mx.array(k, dtype=mx.int32), best_k)
-    assert best_k is not None
     # the padded-array position of every window's selected element
     pstrides = [math.prod(padded_shape[d + 1:]) for d in range(rank)]
     out_shape = best_k.shape
