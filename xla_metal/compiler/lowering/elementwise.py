@@ -18,7 +18,7 @@ from ...errors import UnimplementedError
 from ...runtime import dtypes as _dtypes
 from ..importer import numpy_dtype
 from ..ir import Op, Operation, TensorType
-from .registry import register_lowering
+from .registry import register_check, register_lowering
 
 # ------------------------------------------------------------------------------ helpers
 
@@ -74,6 +74,31 @@ def _by_kind(table: dict[str, Any], ctx, op: Operation, *args: Any) -> tuple[Any
 
 def family(**table: Any):
     return partial(_by_kind, table)
+
+
+def _check_family(operation: Operation) -> None:
+    """Refuse at compile time an element type a family rule has no entry for."""
+    rule = get_rule_table(operation.op)
+    if rule is None or not operation.operands:
+        return
+    k = kind(operand_dtype(operation))
+    if not (rule.get(k) or rule.get("i" if k == "u" else "") or rule.get("*")):
+        raise UnimplementedError(f"[{operation.op.value}] element type "
+                                 f"{operand_dtype(operation)} is not supported on metal"
+                                 f"{operation.where()}")
+
+
+_FAMILIES: dict[Op, dict[str, Any]] = {}
+
+
+def get_rule_table(op: Op) -> dict[str, Any] | None:
+    return _FAMILIES.get(op)
+
+
+def register_family(op: Op, **table: Any) -> None:
+    _FAMILIES[op] = table
+    register_lowering(op, family(**table))
+    register_check(op, _check_family)
 
 
 # ------------------------------------------------------------------------------- unary
@@ -292,19 +317,19 @@ for _op, _fn in [
 ]:
     register_lowering(_op, partial(_nary, _fn))
 
-register_lowering(Op.ABS, family(f=mx.abs, c=mx.abs, i=_abs_int))
-register_lowering(Op.NEGATE, family(**{"*": mx.negative, "b": lambda x: x}))
-register_lowering(Op.SIGN, family(f=_sign, i=_sign, c=_complex_sign))
-register_lowering(Op.NOT, family(b=mx.logical_not, i=_not_int))
+register_family(Op.ABS, f=mx.abs, c=mx.abs, i=_abs_int)
+register_family(Op.NEGATE, **{"*": mx.negative, "b": lambda x: x})
+register_family(Op.SIGN, f=_sign, i=_sign, c=_complex_sign)
+register_family(Op.NOT, b=mx.logical_not, i=_not_int)
 register_lowering(Op.IS_FINITE, partial(_nary, mx.isfinite))
-register_lowering(Op.POPCNT, family(i=_popcnt))
-register_lowering(Op.CLZ, family(i=_clz))
-register_lowering(Op.REAL, family(c=mx.real, f=lambda x: x))
-register_lowering(Op.IMAG, family(c=mx.imag, f=_imag_real))
-register_lowering(Op.CHLO_CONJ, family(c=mx.conjugate, **{"*": lambda x: x}))
-register_lowering(Op.CHLO_IS_INF, family(f=partial(_is_inf, 0), **{"*": _false_like}))
-register_lowering(Op.CHLO_IS_POS_INF, family(f=partial(_is_inf, 1), **{"*": _false_like}))
-register_lowering(Op.CHLO_IS_NEG_INF, family(f=partial(_is_inf, -1), **{"*": _false_like}))
+register_family(Op.POPCNT, i=_popcnt)
+register_family(Op.CLZ, i=_clz)
+register_family(Op.REAL, c=mx.real, f=lambda x: x)
+register_family(Op.IMAG, c=mx.imag, f=_imag_real)
+register_family(Op.CHLO_CONJ, c=mx.conjugate, **{"*": lambda x: x})
+register_family(Op.CHLO_IS_INF, f=partial(_is_inf, 0), **{"*": _false_like})
+register_family(Op.CHLO_IS_POS_INF, f=partial(_is_inf, 1), **{"*": _false_like})
+register_family(Op.CHLO_IS_NEG_INF, f=partial(_is_inf, -1), **{"*": _false_like})
 register_lowering(Op.CHLO_SQUARE, partial(_nary, lambda x: x * x))
 register_lowering(Op.REDUCE_PRECISION, _reduce_precision)
 
@@ -442,23 +467,23 @@ def _complex(re: mx.array, im: mx.array) -> mx.array:
     return re.astype(mx.complex64) + const(1j, mx.complex64) * im.astype(mx.complex64)
 
 
-register_lowering(Op.ADD, family(**{"*": mx.add, "b": mx.logical_or}))
-register_lowering(Op.SUBTRACT, family(**{"*": mx.subtract, "b": mx.bitwise_xor}))
-register_lowering(Op.MULTIPLY, family(**{"*": mx.multiply, "b": mx.logical_and}))
-register_lowering(Op.DIVIDE, family(f=mx.divide, c=mx.divide, i=_int_div))
-register_lowering(Op.REMAINDER, family(f=_float_rem, i=_int_rem))
-register_lowering(Op.POWER, family(f=mx.power, c=mx.power, i=_int_pow))
-register_lowering(Op.MAXIMUM, family(**{"*": mx.maximum, "b": mx.logical_or}))
-register_lowering(Op.MINIMUM, family(**{"*": mx.minimum, "b": mx.logical_and}))
+register_family(Op.ADD, **{"*": mx.add, "b": mx.logical_or})
+register_family(Op.SUBTRACT, **{"*": mx.subtract, "b": mx.bitwise_xor})
+register_family(Op.MULTIPLY, **{"*": mx.multiply, "b": mx.logical_and})
+register_family(Op.DIVIDE, f=mx.divide, c=mx.divide, i=_int_div)
+register_family(Op.REMAINDER, f=_float_rem, i=_int_rem)
+register_family(Op.POWER, f=mx.power, c=mx.power, i=_int_pow)
+register_family(Op.MAXIMUM, f=mx.maximum, i=mx.maximum, b=mx.logical_or)
+register_family(Op.MINIMUM, f=mx.minimum, i=mx.minimum, b=mx.logical_and)
 register_lowering(Op.ATAN2, partial(_nary, mx.arctan2))
 register_lowering(Op.AND, partial(_nary, mx.bitwise_and))
 register_lowering(Op.OR, partial(_nary, mx.bitwise_or))
 register_lowering(Op.XOR, partial(_nary, mx.bitwise_xor))
-register_lowering(Op.SHIFT_LEFT, family(i=partial(_shift, "left")))
-register_lowering(Op.SHIFT_RIGHT_ARITHMETIC, family(i=partial(_shift, "arith")))
-register_lowering(Op.SHIFT_RIGHT_LOGICAL, family(i=partial(_shift, "logical")))
+register_family(Op.SHIFT_LEFT, i=partial(_shift, "left"))
+register_family(Op.SHIFT_RIGHT_ARITHMETIC, i=partial(_shift, "arith"))
+register_family(Op.SHIFT_RIGHT_LOGICAL, i=partial(_shift, "logical"))
 register_lowering(Op.COMPLEX, partial(_nary, _complex))
-register_lowering(Op.CHLO_NEXT_AFTER, family(f=_next_after))
+register_family(Op.CHLO_NEXT_AFTER, f=_next_after)
 
 
 # ----------------------------------------------------------------------------- compare

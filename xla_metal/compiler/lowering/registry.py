@@ -21,6 +21,16 @@ Rule = Callable[..., Sequence[Any]]
 
 _RULES: dict[tuple[Op, str | None], Rule] = {}
 
+# Compile-time checks: CHECKS[op](operation) raises UnimplementedError (naming the op and its
+# location) for a form the rule cannot run; get_rule calls it when a plan resolves the rule.
+Check = Callable[[Operation], None]
+CHECKS: dict[Op, list[Check]] = {}
+
+
+def register_check(op: Op, check: Check) -> Check:
+    CHECKS.setdefault(op, []).append(check)
+    return check
+
 
 def register_lowering(op: Op, rule: Rule, platform: str | None = None) -> Rule:
     _RULES[(op, platform)] = rule
@@ -43,6 +53,8 @@ def get_rule(operation: Operation, platform: str) -> Rule:
     if rule is None:
         raise UnimplementedError(f"[lowering] no rule for '{operation.op.value}' on platform "
                                  f"'{platform}'{operation.where()}")
+    for check in CHECKS.get(operation.op, ()):
+        check(operation)
     return rule
 
 

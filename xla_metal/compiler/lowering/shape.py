@@ -16,7 +16,7 @@ from ...runtime import dtypes as _dtypes
 from ..importer import GatherDims, ScatterDims
 from ..ir import Op, Operation, TensorType
 from .regions import combiner
-from .registry import lowering, single
+from .registry import lowering, register_check, single
 
 
 def out_type(op: Operation, i: int = 0) -> TensorType:
@@ -223,6 +223,26 @@ def _gather(ctx, op: Operation, x: mx.array, indices: mx.array) -> mx.array:
 
 
 _SCATTER_METHODS = {"ADD": "add", "MUL": "multiply", "MAX": "maximum", "MIN": "minimum"}
+
+
+def _check_scatter(op: Operation) -> None:
+    n = len(op.results)
+    body = op.regions[0]
+    kinds = [combiner(_single_pair_body(body, i, n), 0, 1) if n > 1 else combiner(body)
+             for i in range(n)]
+    if n > 1 and any(k != "SET" for k in kinds):
+        raise UnimplementedError(f"[stablehlo.scatter] a variadic scatter with a combining "
+                                 f"body is not supported{op.where()}")
+    if kinds[0] is None:
+        raise UnimplementedError(f"[stablehlo.scatter] this update computation is not "
+                                 f"supported (only set/add/mul/max/min){op.where()}")
+    t = op.results[0].type
+    if isinstance(t, TensorType) and t.dtype == "complex64" and kinds[0] in ("MAX", "MIN"):
+        raise UnimplementedError(f"[stablehlo.scatter] {kinds[0].lower()} of complex64 is not "
+                                 f"supported{op.where()}")
+
+
+register_check(Op.SCATTER, _check_scatter)
 
 
 @lowering(Op.SCATTER)

@@ -19,7 +19,7 @@ from ...errors import UnimplementedError
 from ..ir import Op, Operation
 from .reduction import monoid
 from .regions import combiner
-from .registry import lowering
+from .registry import lowering, register_check
 from .shape import pad
 
 _CUMULATIVE = {"ADD": mx.cumsum, "MUL": mx.cumprod, "MAX": mx.cummax, "MIN": mx.cummin}
@@ -96,6 +96,15 @@ def _reduce_window(ctx, op: Operation, *args: mx.array) -> Sequence[Any]:
         accs = [mx.broadcast_to(o, out_shape).astype(a.dtype) for o, a in zip(outs, accs,
                                                                                strict=True)]
     return accs
+
+
+def _check_select_and_scatter(op: Operation) -> None:
+    if combiner(op.regions[1]) != "ADD":
+        raise UnimplementedError(f"[stablehlo.select_and_scatter] only an add scatter body is "
+                                 f"supported{op.where()}")
+
+
+register_check(Op.SELECT_AND_SCATTER, _check_select_and_scatter)
 
 
 @lowering(Op.SELECT_AND_SCATTER)
