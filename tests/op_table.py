@@ -544,4 +544,35 @@ WINDOW: list[Case] = [
          grad=True),
 ]
 
-ALL_CASES: list[Case] = [*ELEMENTWISE, *SHAPE, *REDUCE, *DOT, *WINDOW]
+
+def _conv(strides=(1, 1), padding="SAME", lhs_dil=None, rhs_dil=None, groups=1,
+          dims=("NHWC", "HWIO", "NHWC")):
+    return lambda x, w: lax.conv_general_dilated(
+        x, w, strides, padding, lhs_dilation=lhs_dil, rhs_dilation=rhs_dil,
+        dimension_numbers=dims, feature_group_count=groups)
+
+
+CONV: list[Case] = [
+    Case("conv2d_nhwc", _conv(), arrays(((2, 5, 6, 3), "*"), ((3, 3, 3, 4), "*")),
+         ("float32", "float16", "bfloat16"), tol=(1e-4, 1e-4), grad=True),
+    Case("conv2d_nchw_strided", _conv((2, 1), ((1, 0), (2, 1)), dims=("NCHW", "OIHW", "NCHW")),
+         arrays(((2, 3, 7, 6), "*"), ((4, 3, 3, 2), "*")), ("float32",), tol=(1e-4, 1e-4),
+         grad=True),
+    Case("conv2d_dilated", _conv((1, 2), ((0, 0), (1, 0)), lhs_dil=(2, 1), rhs_dil=(1, 2)),
+         arrays(((1, 5, 7, 2), "*"), ((2, 2, 2, 3), "*")), ("float32",), tol=(1e-4, 1e-4),
+         grad=True),
+    Case("conv2d_negative_padding", _conv((1, 1), ((-1, 1), (0, -2))),
+         arrays(((1, 6, 6, 2), "*"), ((3, 2, 2, 2), "*")), ("float32",), tol=(1e-4, 1e-4),
+         grad=True),
+    Case("conv2d_grouped", _conv(groups=2), arrays(((2, 5, 5, 4), "*"), ((3, 3, 2, 6), "*")),
+         ("float32",), tol=(1e-4, 1e-4)),
+    Case("conv1d", lambda x, w: lax.conv_general_dilated(x, w, (1,), "SAME",
+                                                         dimension_numbers=("NWC", "WIO", "NWC")),
+         arrays(((2, 9, 3), "*"), ((4, 3, 5), "*")), ("float32",), tol=(1e-4, 1e-4), grad=True),
+    Case("conv3d", lambda x, w: lax.conv_general_dilated(
+        x, w, (1, 1, 1), "VALID", dimension_numbers=("NDHWC", "DHWIO", "NDHWC")),
+        arrays(((1, 4, 4, 4, 2), "*"), ((2, 2, 2, 2, 3), "*")), ("float32",), tol=(1e-4, 1e-4),
+        grad=True),
+]
+
+ALL_CASES: list[Case] = [*ELEMENTWISE, *SHAPE, *REDUCE, *DOT, *WINDOW, *CONV]

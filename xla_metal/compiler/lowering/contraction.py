@@ -10,12 +10,14 @@ from __future__ import annotations
 import math
 
 import mlx.core as mx
+import numpy as np
 
+from ...errors import UnimplementedError
 from ...runtime import dtypes as _dtypes
-from ..importer import DotDims
+from ..importer import ConvDims, DotDims
 from ..ir import Op, Operation
-from .registry import lowering, single
-from .shape import out_type
+from .registry import lowering, register_check, single
+from .shape import out_type, pad
 
 _INEXACT = (mx.float16, mx.bfloat16, mx.float32, mx.float64, mx.complex64)
 _CHUNK_ELEMENTS = 1 << 24
@@ -64,3 +66,66 @@ def dot_general(lhs: mx.array, rhs: mx.array, dims: DotDims, out_dtype: mx.Dtype
 def _dot_general(ctx, op: Operation, lhs: mx.array, rhs: mx.array) -> mx.array:
     return dot_general(lhs, rhs, op.attrs["dot_dimension_numbers"],
                        _dtypes.mlx_dtype(out_type(op).dtype))
+
+
+# -------------------------------------------------------------------------- convolution
+
+
+def _check_convolution(op: Operation) -> None:
+    t = out_type(op)
+    if t.dtype not in ("float32", "float16", "bfloat16"):
+        raise UnimplementedError(f"[stablehlo.convolution] element type {t.dtype} is not "
+                                 f"supported on metal (float convolutions only){op.where()}")
+    if int(op.attrs.get("batch_group_count", 1)) != 1:
+        raise UnimplementedError(f"[stablehlo.convolution] batch_group_count > 1 is not "
+                                 f"supported{op.where()}")
+    dn: ConvDims = op.attrs["dimension_numbers"]
+    if not 1 <= len(dn.input_spatial_dimensions) <= 3:
+        raise UnimplementedError(f"[stablehlo.convolution] {len(dn.input_spatial_dimensions)} "
+                                 f"spatial dimensions are not supported{op.where()}")
+
+
+register_check(Op.CONVOLUTION, _check_convolution)
+
+
+@lowering(Op.CONVOLUTION)
+@single
+def _convolution(ctx, op: Operation, lhs: mx.array, rhs: mx.array) -> mx.array:
+    dn: ConvDims = op.attrs["dimension_numbers"]
+    nsp = len(dn.input_spatial_dimensions)
+    dtype = _dtypes.mlx_dtype(out_type(op).dtype)
+    x = mx.transpose(lhs, [dn.input_batch_dimension, *dn.input_spatial_dimensions,
+                           dn.input_feature_dimension]).astype(dtype)
+    w = mx.transpose(rhs, [dn.kernel_output_feature_dimension, *dn.kernel_spatial_dimensions,
+                           dn.kernel_input_feature_dimension]).astype(dtype)
+    strides = list(op.attrs.get("window_strides") or (1,) * nsp)
+    lhs_dil = list(op.attrs.get("lhs_dilation") or (1,) * nsp)
+    rhs_dil = list(op.attrs.get("rhs_dilation") or (1,) * nsp)
+    padding = op.attrs.get("padding")
+    pads = [(0, 0)] * nsp if padding is None else \
+        [(int(lo), int(hi)) for lo, hi in np.asarray(padding).reshape(nsp, 2)]
+    reversal = op.attrs.get("window_reversal")
+    if reversal is not None and any(reversal):
+        idx = tuple([slice(None)] + [slice(None, None, -1) if r else slice(None)
+                                     for r in reversal] + [slice(None)])
+        w = w[idx]
+    if any(lo < 0 or hi < 0 for lo, hi in pads):
+        # dilate and pad (negative = crop) by hand, then a plain convolution
+        zero = mx.zeros((), dtype=dtype)
+        x = pad(x, zero, [0, *[p[0] for p in pads], 0], [0, *[p[1] for p in pads], 0],
+                [0, *[d - 1 for d in lhs_dil], 0])
+        pads = [(0, 0)] * nsp
+        lhs_dil = [1] * nsp
+    groups = int(op.attrs.get("feature_group_count", 1))
+    out = mx.conv_general(x, w, stride=strides, padding=([p[0] for p in pads],
+                                                         [p[1] for p in pads]),
+                          kernel_dilation=rhs_dil, input_dilation=lhs_dil, groups=groups,
+                          flip=False)
+    # [N, *spatial, O] -> the output layout
+    rank = nsp + 2
+    src = [0] * rank
+    src[dn.output_batch_dimension] = 0
+    src[dn.output_feature_dimension] = nsp + 1
+    for j, d in enumerate(dn.output_spatial_dimensions):
+        src[d] = 1 + j
+    return mx.transpose(out, src)
