@@ -575,4 +575,52 @@ CONV: list[Case] = [
         grad=True),
 ]
 
-ALL_CASES: list[Case] = [*ELEMENTWISE, *SHAPE, *REDUCE, *DOT, *WINDOW, *CONV]
+# ----------------------------------------------- raw StableHLO ops JAX's API does not emit
+
+
+def _raw_binary(name: str, emit: Callable[..., Any], out_dtype: Any = None):
+    """A JAX function whose lowering is exactly one StableHLO op `emit(ctx, x, y)`."""
+    from jax.extend.core import Primitive
+    from jax.interpreters import mlir
+
+    prim = Primitive(name)
+    prim.def_impl(lambda *a: jax.jit(prim.bind)(*a))
+    prim.def_abstract_eval(lambda x, y: jax.core.ShapedArray(
+        x.shape, x.dtype if out_dtype is None else out_dtype))
+    mlir.register_lowering(prim, lambda ctx, x, y: [emit(ctx, x, y)])
+    return prim.bind
+
+
+def _power_op(ctx, x, y):
+    from jaxlib.mlir.dialects import stablehlo as hlo
+
+    return hlo.power(x, y)
+
+
+def _total_order(direction: str):
+    def emit(ctx, x, y):
+        from jaxlib.mlir.dialects import stablehlo as hlo
+
+        return hlo.compare(x, y, hlo.ComparisonDirectionAttr.get(direction),
+                           compare_type=hlo.ComparisonTypeAttr.get("TOTALORDER"))
+
+    return emit
+
+
+def _int_powers(rng, d):
+    dt = np_dtype(d)
+    base = np.array([2, -1, 1, 3, 0, 0, -2, 5, 7, -3, 2, 1], np.int64)
+    exp = np.array([10, -3, -5, -1, 0, -1, 3, 20, 40, 5, 63, 0], np.int64)
+    if dt.kind == "u":
+        base, exp = np.abs(base), np.abs(exp)
+    return base.astype(dt), exp.astype(dt)
+
+
+RAW: list[Case] = [
+    Case("power_int", _raw_binary("xm_power", _power_op), _int_powers, INTS),
+    *[Case(f"compare_totalorder_{d.lower()}",
+           _raw_binary(f"xm_total_{d}", _total_order(d), np.bool_), _total_order_inputs, FLOATS)
+      for d in ("LT", "LE", "GT", "GE", "EQ", "NE")],
+]
+
+ALL_CASES: list[Case] = [*ELEMENTWISE, *SHAPE, *REDUCE, *DOT, *WINDOW, *CONV, *RAW]

@@ -8,6 +8,7 @@ propagate NaN, sign keeps -0.0 and NaN.
 
 from __future__ import annotations
 
+import functools
 import math
 from functools import partial
 from typing import Any
@@ -35,6 +36,7 @@ def operand_dtype(op: Operation, i: int = 0) -> str:
     return t.dtype
 
 
+@functools.cache
 def kind(name: str) -> str:
     """'b' bool, 'i' signed, 'u' unsigned, 'f' float, 'c' complex."""
     if name == "bool":
@@ -44,6 +46,7 @@ def kind(name: str) -> str:
     return numpy_dtype(name).kind
 
 
+@functools.cache
 def bits(name: str) -> int:
     return numpy_dtype(name).itemsize * 8
 
