@@ -89,7 +89,7 @@ _local = threading.local()
 
 
 def keep(obj: Any) -> Any:
-    """Keeps `obj` alive until the next callback on this thread returns something."""
+    """Keeps `obj` alive until the next outermost callback on this thread starts."""
     _local.kept.append(obj)
     return obj
 
@@ -107,12 +107,19 @@ def _fail(exc: BaseException) -> int:
 
 def _callback(handler: Callable[[Any], None], args_type: type[C.Structure]) -> Any:
     def call(address: int) -> int | None:
-        _local.kept = []
+        # A callback may run inside another on the same thread (a buffer released by garbage
+        # collection during a compile): only the outermost one starts a fresh keep list.
+        depth = getattr(_local, "depth", 0)
+        if depth == 0:
+            _local.kept = []
+        _local.depth = depth + 1
         try:
             handler(args_type.from_address(address))
             return None
         except BaseException as exc:  # noqa: BLE001 - everything becomes a PJRT_Error
             return _fail(exc)
+        finally:
+            _local.depth = depth
 
     return XmCall(call)
 

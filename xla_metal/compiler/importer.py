@@ -73,6 +73,13 @@ def parse_module(code: bytes):
         f"({len(code)} bytes): {'; '.join(errors)}")
 
 
+def module_text(code: bytes) -> str:
+    """The program as StableHLO text (what `Compiled.as_text()` shows)."""
+    module, ctx = parse_module(code)
+    with ctx:
+        return str(module)
+
+
 def import_module(code: bytes) -> pir.Module:
     module, ctx = parse_module(code)
     with ctx:

@@ -108,7 +108,11 @@ class BlockPlan:
 def _constant(operation: Operation) -> Any:
     t = operation.results[0].type
     assert isinstance(t, ir.TensorType)
-    return to_mlx(operation.attrs["value"], t.dtype)
+    array = to_mlx(operation.attrs["value"], t.dtype)
+    # Evaluated now: MLX streams belong to threads, and a lazy array built on the compiling
+    # thread cannot be evaluated on the thread that executes.
+    mx.eval(array)
+    return array
 
 
 def _has_control_flow(module: Module, function: str, seen: set[str] | None = None) -> bool:

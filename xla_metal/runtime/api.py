@@ -19,7 +19,7 @@ import numpy as np
 from .. import __version__
 from ..bridge import keep
 from ..compiler import compile_program, ir
-from ..compiler.importer import numpy_dtype, stablehlo_versions
+from ..compiler.importer import module_text, numpy_dtype, stablehlo_versions
 from ..errors import InvalidArgumentError, UnimplementedError, XlaMetalError
 from . import serialization
 from .dtypes import PJRT_TYPE, name_of_pjrt_type, to_mlx, to_numpy
@@ -158,8 +158,10 @@ def serialize(args: Any) -> None:
 
 
 def program_text(args: Any) -> None:
+    # JAX parses this text as MLIR (Compiled.as_text(), serialize_executable): hand back the
+    # StableHLO program we compiled, printed.
     exe = _get(args.executable, Executable)
-    text = keep(ir.format_module(exe.module).encode())
+    text = keep(module_text(exe.code).encode())
     args.text = C.cast(C.c_char_p(text), C.c_void_p)
     args.size = len(text)
 
