@@ -137,3 +137,19 @@ def test_training_program_gives_the_same_losses_as_cpu() -> None:
     assert len(metal_losses) == len(cpu_losses) == 5
     np.testing.assert_allclose(metal_losses, cpu_losses, rtol=2e-4)
     assert metal_losses[-1] < metal_losses[0]
+
+
+def test_compiled_as_text_is_the_stablehlo_program(metal: jax.Device) -> None:
+    x = jax.device_put(np.ones(3, np.float32), metal)
+    text = jax.jit(lambda a: jnp.cos(a) + 2).lower(x).compile().as_text()
+    assert "cosine" in text  # JAX prints our StableHLO as HLO text
+
+
+def test_serialize_executable_round_trip(metal: jax.Device) -> None:
+    from jax.experimental.serialize_executable import deserialize_and_load, serialize
+
+    x = jax.device_put(np.arange(4, dtype=np.float32), metal)
+    compiled = jax.jit(lambda a: a * 3 - 1).lower(x).compile()
+    payload, in_tree, out_tree = serialize(compiled)
+    loaded = deserialize_and_load(payload, in_tree, out_tree, backend="metal")
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.arange(4) * 3 - 1)

@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ruff check xla_metal tests tools examples
 mypy
-# pytest, not `python -m pytest`: the tests import the installed package, not this checkout.
-pytest -q -p no:cacheprovider tests "$@"
+# The package is installed editable (README), so the checkout is what runs.
+python -m pytest -q -p no:cacheprovider tests "$@"

@@ -71,7 +71,7 @@ typedef struct {
   int32_t type;                 // PJRT_Buffer_Type
   int32_t rank;
   const int64_t* dims;
-  const int64_t* byte_strides;  // NULL: dense row-major
+  const int64_t* byte_strides;  // always NULL: C++ hands over dense row-major data
   int64_t buffer;               // out
 } XmFromHostArgs;
 

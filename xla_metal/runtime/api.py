@@ -78,7 +78,8 @@ def plugin_attributes(args: Any) -> None:
 def client_create(args: Any) -> None:
     device = _device()
     args.client = _new_handle(Client(device))
-    args.platform_version = keep(f"xla-metal {__version__}; mlx {mx.__version__}".encode())
+    mlx_version = getattr(mx, "__version__", "?")
+    args.platform_version = keep(f"xla-metal {__version__}; mlx {mlx_version}".encode())
     args.device_kind = keep(_device_kind(device).encode())
 
 
@@ -217,16 +218,9 @@ def buffer_from_host(args: Any) -> None:
         host = np.zeros(dims, dtype)
     elif not args.data:
         raise InvalidArgumentError("[transfer] host buffer pointer is NULL")
-    elif args.byte_strides:
-        strides = tuple(args.byte_strides[i] for i in range(args.rank))
-        # The pointer is element [0, ..., 0]; negative strides reach below it.
-        low = sum((d - 1) * s for d, s in zip(dims, strides, strict=True) if s < 0)
-        high = sum((d - 1) * s for d, s in zip(dims, strides, strict=True) if s > 0)
-        raw = (C.c_char * (high - low + dtype.itemsize)).from_address(args.data + low)
-        host = np.ndarray(dims, dtype, buffer=raw, offset=-low, strides=strides)
-    else:
+    else:  # C++ hands dense row-major data: it has already applied any byte strides
         raw = (C.c_char * (count * dtype.itemsize)).from_address(args.data)
-        host = np.frombuffer(raw, dtype).reshape(dims)
+        host = np.frombuffer(memoryview(raw), dtype).reshape(dims)
     with mx.stream(client.device):
         array = to_mlx(host, name)  # copies: the host memory may go away after this call
         mx.eval(array)
