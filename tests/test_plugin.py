@@ -153,3 +153,10 @@ def test_serialize_executable_round_trip(metal: jax.Device) -> None:
     payload, in_tree, out_tree = serialize(compiled)
     loaded = deserialize_and_load(payload, in_tree, out_tree, backend="metal")
     np.testing.assert_allclose(np.asarray(loaded(x)), np.arange(4) * 3 - 1)
+
+
+def test_program_far_beyond_memory_is_an_error(metal: jax.Device) -> None:
+    x = jax.device_put(np.ones(3, np.float32), metal)
+    with pytest.raises(Exception, match=r"RESOURCE_EXHAUSTED: \[memory\].*test_plugin.py"):
+        jax.jit(lambda a: jnp.broadcast_to(a[0], (1 << 20, 1 << 20)) + 1)(x)
+    np.testing.assert_allclose(np.asarray(jax.jit(lambda a: a * 2)(x)), [2, 2, 2])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..errors import InvalidArgumentError, UnimplementedError
+from ..errors import InvalidArgumentError, ResourceExhaustedError, UnimplementedError
 from ..runtime.dtypes import MLX_DTYPE
 from . import ir
 from .ir import PURE, Block, Module, Op, TensorType, TupleType
@@ -60,6 +60,42 @@ def check_dtypes(module: Module) -> Module:
     return module
 
 
+def memory_limit() -> int:
+    """Bytes one array may take: the machine's memory (MLX's CPU backend crashes, rather than
+    raising, when an allocation fails, so too-large arrays must be refused before they run)."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 40
+
+
+def check_sizes(module: Module) -> Module:
+    """Refuse, at compile time and by name, any value larger than the machine's memory."""
+    from .importer import numpy_dtype
+
+    limit = memory_limit()
+    for fn in module.functions.values():
+        values = [(a, f"argument of @{fn.name}", "") for a in fn.args]
+        values += [(r, f"result of {o.op.value}", o.loc) for o in ir.walk(fn.body)
+                   for r in o.results]
+        for value, what, loc in values:
+            t = value.type
+            if not isinstance(t, TensorType):
+                continue
+            count = 1
+            for d in t.shape:
+                count *= d
+            size = count * numpy_dtype(t.dtype).itemsize
+            if size > limit:
+                where = f" (at {loc})" if loc else ""
+                raise ResourceExhaustedError(
+                    f"[memory] {what} needs {size / 2**30:.1f} GiB ({t}), more than this "
+                    f"machine's {limit / 2**30:.1f} GiB{where}")
+    return module
+
+
 def eliminate_dead_code(module: Module) -> Module:
     """Drop pure operations whose results nobody reads (JAX leaves a few behind)."""
 
@@ -86,6 +122,7 @@ def eliminate_dead_code(module: Module) -> Module:
 
 PIPELINE: list[tuple[str, Pass]] = [
     ("check element types", check_dtypes),
+    ("check array sizes", check_sizes),
     ("eliminate dead code", eliminate_dead_code),
 ]
 
