@@ -176,3 +176,36 @@ def test_vmap_of_cond_and_while():
             lambda x: lax.while_loop(lambda c: c < 10.0, lambda c: c + 3.0, x))(xs)
 
     compare(fn, np.array([-1.0, 0.5, 2.0, 11.0], np.float32))
+
+
+def test_rbg_bits_bit_exact():
+    key = jax.random.key_data(jax.random.key(42, impl="rbg"))
+
+    def fn(k):
+        k = jax.random.wrap_key_data(k, impl="rbg")
+        k1, k2 = jax.random.split(k)
+        return (jax.random.bits(k1, (7,)), jax.random.uniform(k, (5,)),
+                jax.random.randint(k2, (4,), 0, 100))
+
+    compare(fn, key, tol=(0.0, 0.0))
+
+
+def test_random_normal_large_sample_close():
+    """normal = erf_inv(uniform): the uniforms are bit-exact, erf_inv's float chain is not (XLA's
+    CPU code contracts multiply-adds into FMAs), so a few values differ in the last bits."""
+    for impl in ("threefry2x32", "rbg"):
+        key = jax.random.key_data(jax.random.key(1, impl=impl))
+        fn = lambda k, impl=impl: jax.random.normal(jax.random.wrap_key_data(k, impl=impl),
+                                                    (2000,))
+        compare(fn, key, tol=(1e-6, 1e-6))
+
+
+def test_rng_bit_generator_state_and_wide_bits():
+    fn = lambda s: (lax.rng_bit_generator(s, (3, 3), dtype=jnp.uint32),
+                    lax.rng_bit_generator(s, (5,), dtype=jnp.uint32))
+    state = np.array([0xFFFFFFF0, 7, 0xFFFFFFFF, 0xFFFFFFFF], np.uint32)
+    compare(fn, state, tol=(0.0, 0.0))
+    with jax.enable_x64(True):
+        s64 = np.array([123456789012345, 2**64 - 2], np.uint64)
+        compare(lambda s: lax.rng_bit_generator(s, (5,), dtype=jnp.uint64), s64,
+                tol=(0.0, 0.0))
