@@ -623,4 +623,52 @@ RAW: list[Case] = [
       for d in ("LT", "LE", "GT", "GE", "EQ", "NE")],
 ]
 
-ALL_CASES: list[Case] = [*ELEMENTWISE, *SHAPE, *REDUCE, *DOT, *WINDOW, *CONV, *RAW]
+# --------------------------------------------------------------------------- edge cases
+
+C64 = ("complex64",)
+
+EDGE: list[Case] = [
+    *[Case(f"{name}_complex", fn, unary(-2.0, 2.0), C64, tol=(1e-5, 1e-5))
+      for name, fn in [("sqrt", lax.sqrt), ("rsqrt", lax.rsqrt), ("sin", lax.sin),
+                       ("cos", lax.cos), ("tanh", lax.tanh), ("tan", lax.tan),
+                       ("expm1", lax.expm1), ("log1p", lax.log1p), ("square", lax.square),
+                       ("reciprocal", lambda x: 1 / x), ("pow", lambda x: x ** (0.5 + 1j)),
+                       ("integer_pow", lambda x: lax.integer_pow(x, 3))]],
+    Case("empty_elementwise", lambda x: jnp.exp(x) + 1, _one((0, 3)), ("float32", "int32")),
+    Case("empty_reduce", lambda x: (jnp.sum(x, axis=0), jnp.max(x, axis=0, initial=-5)),
+         _one((0, 3)),
+         ("float32", "int32")),
+    Case("empty_argmax_axis", lambda x: jnp.argmax(x, axis=1), _one((0, 3)), ("float32",)),
+    Case("empty_dot", jnp.matmul, arrays(((2, 0), "*"), ((0, 3), "*")), ("float32", "int32")),
+    Case("empty_concat", lambda x, y: jnp.concatenate([x, y]), arrays(((0, 3), "*"),
+                                                                      ((2, 3), "*")),
+         ("float32",)),
+    Case("top_k_specials", lambda x: lax.top_k(x, 5),
+         lambda r, d: (np.array([1.0, np.nan, -0.0, 0.0, np.inf, -np.inf, 1.0, 3.0],
+                                np_dtype(d)),), FLOATS),
+    Case("sort_complex", jnp.sort, lambda r, d: (np.array([1 + 2j, 1 - 1j, -3 + 0j, 1 + 2j,
+                                                           0 + 5j, -3 - 1j], np.complex64),),
+         C64),
+    Case("argmax_bool", lambda x: jnp.argmax(x, axis=1), _one((3, 5)), BOOL),
+    Case("variadic_reduce", lambda x, y: lax.reduce((x, y), (np.float32(0), np.int32(1)),
+                                                    lambda a, b: (a[0] + b[0], a[1] * b[1]),
+                                                    (0,)),
+         lambda r, d: (values(r, "float32", (4, 3)), small_ints(r, "int32", (4, 3), 1, 4)),
+         ("float32",)),
+    Case("reduce_scalar_axes_none", lambda x: lax.reduce(x, np.float32(1), lax.add, ()),
+         _one((2, 3)), ("float32",)),
+    Case("cumsum_bool", lambda x: jnp.cumsum(x, axis=0), _one((4, 3)), BOOL),
+    Case("where_broadcast", lambda c, x: jnp.where(c, x, 0),
+         lambda r, d: (values(r, "bool", (3, 1)), values(r, d, (3, 4))), REALS),
+    Case("clip", lambda x: jnp.clip(x, -1, 2), unary(specials=True), FLOATS + SINTS),
+    Case("round_decimals", lambda x: jnp.round(x, 2), unary(), ("float32",)),
+    Case("mod_floor", jnp.mod, _float_pairs, FLOATS),
+    Case("floor_divide_int", jnp.floor_divide, _int_divisors, SINTS),
+    Case("remainder_jnp_int", jnp.remainder, _int_divisors, SINTS + UINTS),
+    Case("one_hot", lambda i: jax.nn.one_hot(i, 5), lambda r, d: (_idx(0, 4, 2, -1, 7),),
+         ("int32",)),
+    Case("astype_roundtrip", lambda x: x.astype(jnp.bfloat16).astype(jnp.float16).astype(
+        jnp.float32), unary(-1e5, 1e5, specials=True), ("float32",)),
+]
+
+ALL_CASES: list[Case] = [*ELEMENTWISE, *SHAPE, *REDUCE, *DOT, *WINDOW, *CONV, *RAW, *EDGE]

@@ -132,7 +132,12 @@ def _cbrt(x: mx.array) -> mx.array:
 
 
 def _expm1(x: mx.array) -> mx.array:
-    return mx.expm1(x)
+    if x.dtype != mx.complex64:
+        return mx.expm1(x)
+    re, im = mx.real(x), mx.imag(x)  # e^re cos(im) - 1 without cancellation near 0
+    s = mx.sin(im * 0.5)
+    real = mx.expm1(re) * mx.cos(im) - 2 * s * s
+    return real.astype(mx.complex64) + const(1j, mx.complex64) * (mx.exp(re) * mx.sin(im))
 
 
 def _not_int(x: mx.array) -> mx.array:

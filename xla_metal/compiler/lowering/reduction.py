@@ -75,6 +75,8 @@ def _reduce(ctx, op: Operation, *args: mx.array) -> Sequence[mx.array]:
     n = len(op.results)
     xs, inits = args[:n], args[n:]
     axes = sorted(int(d) for d in op.attrs["dimensions"])
+    if not axes:  # XLA returns the operands unchanged (the init is not applied)
+        return list(xs)
     kind = combiner(op.regions[0]) if n == 1 else None
     if kind is not None and kind != "SET":
         x, init = xs[0], inits[0]
@@ -84,10 +86,6 @@ def _reduce(ctx, op: Operation, *args: mx.array) -> Sequence[mx.array]:
         r = _fast_reduce(kind, x, axes)
         if r is not None:
             return (monoid(kind, x.dtype)(r, init.astype(x.dtype)),)
-    if not axes:
-        outs = ctx.region(0)(*inits, *xs)
-        return [mx.broadcast_to(o, x.shape).astype(x.dtype)
-                for o, x in zip(outs, xs, strict=True)]
     return tree_reduce(ctx.region(0), xs, inits, axes)
 
 
