@@ -51,37 +51,37 @@ def _grad_fn(fn, argnums):
 def _run(case: Case, dtypes: tuple[str, ...]) -> None:
     inputs = [case.make(np.random.default_rng(i), d) for i, d in enumerate(dtypes)]
     sizes = [len(a) for a in inputs]
+    offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+    # the gradient (float32 only) is checked in the same program
+    g = dtypes.index("float32") if case.grad and "float32" in dtypes else None
+    gfn = None
+    if g is not None:
+        float_args = tuple(i for i, a in enumerate(inputs[g]) if np.asarray(a).dtype.kind == "f")
+        assert float_args, f"{case.name}: grad=True but no float argument"
+        gfn = _grad_fn(case.fn, float_args)
 
-    def combined(*flat):
-        outs, at = [], 0
-        for n in sizes:
-            outs.append(case.fn(*flat[at:at + n]))
-            at += n
+    def program(*flat):
+        outs = [case.fn(*flat[o:o + n]) for o, n in zip(offsets, sizes, strict=True)]
+        if gfn is not None and g is not None:
+            outs.append(gfn(*flat[offsets[g]:offsets[g] + sizes[g]]))
         return outs
 
     flat_args = [a for args in inputs for a in args]
-    want_tree = _expected(combined, flat_args)
-    per_dtype = [jax.tree_util.tree_leaves(t) for t in want_tree]
-    got = run_direct(combined, *flat_args)
-    assert len(got) == sum(len(p) for p in per_dtype), f"{case.name}: result count"
+    want_tree = _expected(program, flat_args)
+    per_part = [jax.tree_util.tree_leaves(t) for t in want_tree]
+    got = run_direct(program, *flat_args)
+    assert len(got) == sum(len(p) for p in per_part), f"{case.name}: result count"
+    labels = list(dtypes) + (["grad"] if gfn is not None else [])
     at = 0
-    for d, leaves in zip(dtypes, per_dtype, strict=True):
-        tol = tolerance(case, d)
+    for label, leaves in zip(labels, per_part, strict=True):
+        if label == "grad":
+            t = tolerance(case, "float32")
+            tol = (max(t[0], 1e-4), max(t[1], 1e-5))
+        else:
+            tol = tolerance(case, label)
         for i, e in enumerate(leaves):
-            check(np.asarray(e), got[at], tol, f"{case.name}[{d}] result {i}")
+            check(np.asarray(e), got[at], tol, f"{case.name}[{label}] result {i}")
             at += 1
-    if case.grad and "float32" in dtypes:
-        args = inputs[dtypes.index("float32")]
-        float_args = tuple(i for i, a in enumerate(args) if np.asarray(a).dtype.kind == "f")
-        assert float_args, f"{case.name}: grad=True but no float argument"
-        gfn = _grad_fn(case.fn, float_args)
-        want_g = jax.tree_util.tree_leaves(_expected(gfn, args))
-        got_g = run_direct(gfn, *args)
-        assert len(got_g) == len(want_g)
-        tol = tolerance(case, "float32")
-        for i, (e, g) in enumerate(zip(want_g, got_g, strict=True)):
-            check(np.asarray(e), g, (max(tol[0], 1e-4), max(tol[1], 1e-5)),
-                  f"{case.name} grad {i}")
 
 
 @pytest.mark.parametrize("group", GROUPS,
