@@ -209,3 +209,37 @@ def test_rng_bit_generator_state_and_wide_bits():
         s64 = np.array([123456789012345, 2**64 - 2], np.uint64)
         compare(lambda s: lax.rng_bit_generator(s, (5,), dtype=jnp.uint64), s64,
                 tol=(0.0, 0.0))
+
+
+def test_nested_control_flow_with_captures():
+    def fn(x, w):
+        def body(i, c):
+            c = lax.cond(i % 2 == 0, lambda v: v * w, lambda v: v + w, c)
+            return lax.while_loop(lambda v: jnp.sum(v) > 50.0, lambda v: v * 0.5, c)
+
+        return lax.fori_loop(0, 6, body, x)
+
+    compare(fn, np.arange(4, dtype=np.float32), np.float32(2.5))
+
+
+def test_scan_with_dynamic_indexing_and_grad():
+    def fn(table, idx):
+        def body(c, i):
+            row = lax.dynamic_index_in_dim(table, i, keepdims=False)
+            return c + row * c, jnp.sum(row)
+
+        def loss(t):
+            c, ys = lax.scan(body, jnp.ones(3), idx)
+            return jnp.sum(c) + jnp.sum(ys)
+
+        return loss(table), jax.grad(loss)(table)
+
+    table = np.random.default_rng(2).standard_normal((5, 3)).astype(np.float32) * 0.3
+    compare(fn, table, np.array([4, 0, 2, 2, -1], np.int32), tol=(1e-5, 1e-6))
+
+
+def test_while_with_int64_counter_under_x64():
+    with jax.enable_x64(True):
+        fn = lambda n: lax.while_loop(lambda c: c[0] < n, lambda c: (c[0] + 1, c[1] * 3 % 1000),
+                                      (jnp.int64(0), jnp.int64(1)))
+        compare(fn, np.int64(9), tol=(0.0, 0.0))
