@@ -671,6 +671,13 @@ EDGE: list[Case] = [
     Case("remainder_jnp_int", jnp.remainder, _int_divisors, SINTS + UINTS),
     Case("one_hot", lambda i: jax.nn.one_hot(i, 5), lambda r, d: (_idx(0, 4, 2, -1, 7),),
          ("int32",)),
+    Case("fft", lambda x: jnp.fft.fft(x), unary(shape=(3, 8)), C64, tol=(1e-5, 1e-5)),
+    Case("ifft2", lambda x: jnp.fft.ifft2(x), unary(shape=(2, 4, 6)), C64, tol=(1e-5, 1e-5)),
+    Case("rfft", lambda x: jnp.fft.rfft(x), unary(shape=(3, 10)), ("float32",),
+         tol=(1e-5, 1e-5), grad=True),
+    Case("irfft", lambda x: jnp.fft.irfft(x, n=8), unary(shape=(2, 5)), C64, tol=(1e-5, 1e-5)),
+    Case("rfftn", lambda x: jnp.fft.rfftn(x), unary(shape=(4, 6)), ("float32",),
+         tol=(1e-5, 1e-5)),
     Case("astype_roundtrip", lambda x: x.astype(jnp.bfloat16).astype(jnp.float16).astype(
         jnp.float32), unary(-1e5, 1e5, specials=True), ("float32",)),
 ]

@@ -129,3 +129,26 @@ def _convolution(ctx, op: Operation, lhs: mx.array, rhs: mx.array) -> mx.array:
     for j, d in enumerate(dn.output_spatial_dimensions):
         src[d] = 1 + j
     return mx.transpose(out, src)
+
+
+# --------------------------------------------------------------------------------- fft
+
+_FFT = {"FFT": mx.fft.fftn, "IFFT": mx.fft.ifftn, "RFFT": mx.fft.rfftn, "IRFFT": mx.fft.irfftn}
+
+
+def _check_fft(op: Operation) -> None:
+    if op.attrs.get("fft_type") not in _FFT:
+        raise UnimplementedError(f"[stablehlo.fft] fft_type {op.attrs.get('fft_type')} is not "
+                                 f"supported{op.where()}")
+
+
+register_check(Op.FFT, _check_fft)
+
+
+@lowering(Op.FFT)
+@single
+def _fft(ctx, op: Operation, x: mx.array) -> mx.array:
+    lengths = [int(n) for n in op.attrs["fft_length"]]
+    axes = list(range(x.ndim - len(lengths), x.ndim))
+    out = _FFT[op.attrs["fft_type"]](x, s=lengths, axes=axes)
+    return out.astype(_dtypes.mlx_dtype(out_type(op).dtype))
