@@ -569,7 +569,7 @@ CONV: list[Case] = [
          arrays(((1, 6, 6, 2), "*"), ((3, 2, 2, 2), "*")), ("float32",), tol=(1e-4, 1e-4),
          grad=True),
     Case("conv2d_grouped", _conv(groups=2), arrays(((2, 5, 5, 4), "*"), ((3, 3, 2, 6), "*")),
-         ("float32",), tol=(1e-4, 1e-4)),
+         ("float32",), tol=(1e-4, 1e-4), grad=True),
     Case("conv1d", lambda x, w: lax.conv_general_dilated(x, w, (1,), "SAME",
                                                          dimension_numbers=("NWC", "WIO", "NWC")),
          arrays(((2, 9, 3), "*"), ((4, 3, 5), "*")), ("float32",), tol=(1e-4, 1e-4), grad=True),

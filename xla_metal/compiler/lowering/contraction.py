@@ -76,9 +76,6 @@ def _check_convolution(op: Operation) -> None:
     if t.dtype not in ("float32", "float16", "bfloat16"):
         raise UnimplementedError(f"[stablehlo.convolution] element type {t.dtype} is not "
                                  f"supported on metal (float convolutions only){op.where()}")
-    if int(op.attrs.get("batch_group_count", 1)) != 1:
-        raise UnimplementedError(f"[stablehlo.convolution] batch_group_count > 1 is not "
-                                 f"supported{op.where()}")
     dn: ConvDims = op.attrs["dimension_numbers"]
     if not 1 <= len(dn.input_spatial_dimensions) <= 3:
         raise UnimplementedError(f"[stablehlo.convolution] {len(dn.input_spatial_dimensions)} "
@@ -117,10 +114,20 @@ def _convolution(ctx, op: Operation, lhs: mx.array, rhs: mx.array) -> mx.array:
         pads = [(0, 0)] * nsp
         lhs_dil = [1] * nsp
     groups = int(op.attrs.get("feature_group_count", 1))
-    out = mx.conv_general(x, w, stride=strides, padding=([p[0] for p in pads],
-                                                         [p[1] for p in pads]),
-                          kernel_dilation=rhs_dil, input_dilation=lhs_dil, groups=groups,
-                          flip=False)
+
+    def conv(a: mx.array, b: mx.array) -> mx.array:
+        return mx.conv_general(a, b, stride=strides, padding=([p[0] for p in pads],
+                                                              [p[1] for p in pads]),
+                               kernel_dilation=rhs_dil, input_dilation=lhs_dil, groups=groups,
+                               flip=False)
+
+    bg = int(op.attrs.get("batch_group_count", 1))
+    if bg == 1:
+        out = conv(x, w)
+    else:  # batch group g (of the batch split group-major) meets output features group g
+        nb, no = x.shape[0] // bg, w.shape[0] // bg
+        out = mx.concatenate([conv(x[g * nb:(g + 1) * nb], w[g * no:(g + 1) * no])
+                              for g in range(bg)], axis=-1)
     # [N, *spatial, O] -> the output layout
     rank = nsp + 2
     src = [0] * rank

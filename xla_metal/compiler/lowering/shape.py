@@ -240,6 +240,9 @@ def _check_scatter(op: Operation) -> None:
     if isinstance(t, TensorType) and t.dtype == "complex64" and kinds[0] in ("MAX", "MIN"):
         raise UnimplementedError(f"[stablehlo.scatter] {kinds[0].lower()} of complex64 is not "
                                  f"supported{op.where()}")
+    if isinstance(t, TensorType) and t.dtype != "bool" and kinds[0] in ("AND", "OR"):
+        raise UnimplementedError(f"[stablehlo.scatter] bitwise {kinds[0].lower()} updates of "
+                                 f"{t.dtype} are not supported{op.where()}")
 
 
 register_check(Op.SCATTER, _check_scatter)
