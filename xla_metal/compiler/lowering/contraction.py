@@ -155,7 +155,7 @@ register_check(Op.FFT, _check_fft)
 @lowering(Op.FFT)
 @single
 def _fft(ctx, op: Operation, x: mx.array) -> mx.array:
-    lengths = [int(n) for n in op.attrs["fft_length"]]
+    lengths = tuple(int(n) for n in op.attrs["fft_length"])
     axes = list(range(x.ndim - len(lengths), x.ndim))
     out = _FFT[op.attrs["fft_type"]](x, s=lengths, axes=axes)
     return out.astype(_dtypes.mlx_dtype(out_type(op).dtype))
