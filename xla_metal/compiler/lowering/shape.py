@@ -225,24 +225,39 @@ def _gather(ctx, op: Operation, x: mx.array, indices: mx.array) -> mx.array:
 _SCATTER_METHODS = {"ADD": "add", "MUL": "multiply", "MAX": "maximum", "MIN": "minimum"}
 
 
-def _check_scatter(op: Operation) -> None:
+_SERIAL_LIMIT = 4096  # index vectors a scatter with a general body may apply one by one
+
+
+def _scatter_kind(op: Operation) -> str | None:
+    """The fast-path monoid of a scatter ('SET', 'ADD', ...), or None: apply it serially."""
     n = len(op.results)
     body = op.regions[0]
     kinds = [combiner(_single_pair_body(body, i, n), 0, 1) if n > 1 else combiner(body)
              for i in range(n)]
     if n > 1 and any(k != "SET" for k in kinds):
-        raise UnimplementedError(f"[stablehlo.scatter] a variadic scatter with a combining "
-                                 f"body is not supported{op.where()}")
-    if kinds[0] is None:
-        raise UnimplementedError(f"[stablehlo.scatter] this update computation is not "
-                                 f"supported (only set/add/mul/max/min){op.where()}")
+        return None
+    kind = kinds[0]
     t = op.results[0].type
-    if isinstance(t, TensorType) and t.dtype == "complex64" and kinds[0] in ("MAX", "MIN"):
-        raise UnimplementedError(f"[stablehlo.scatter] {kinds[0].lower()} of complex64 is not "
-                                 f"supported{op.where()}")
-    if isinstance(t, TensorType) and t.dtype != "bool" and kinds[0] in ("AND", "OR"):
-        raise UnimplementedError(f"[stablehlo.scatter] bitwise {kinds[0].lower()} updates of "
-                                 f"{t.dtype} are not supported{op.where()}")
+    assert isinstance(t, TensorType)
+    if kind in ("AND", "OR") and t.dtype != "bool":
+        return None
+    if kind in ("MAX", "MIN") and t.dtype == "complex64":
+        return None
+    return kind
+
+
+def _scatter_count(op: Operation) -> int:
+    dn: ScatterDims = op.attrs["scatter_dimension_numbers"]
+    t = op.operands[len(op.results)].type
+    assert isinstance(t, TensorType)
+    return math.prod(n for d, n in enumerate(t.shape) if d != dn.index_vector_dim)
+
+
+def _check_scatter(op: Operation) -> None:
+    if _scatter_kind(op) is None and _scatter_count(op) > _SERIAL_LIMIT:
+        raise UnimplementedError(f"[stablehlo.scatter] this update computation is only "
+                                 f"supported for up to {_SERIAL_LIMIT} indices (it is applied "
+                                 f"one index at a time){op.where()}")
 
 
 register_check(Op.SCATTER, _check_scatter)
@@ -253,16 +268,7 @@ def _scatter(ctx, op: Operation, *args: mx.array) -> list[mx.array]:
     n = len(op.results)
     inputs, indices, updates = args[:n], args[n], args[n + 1:]
     dn: ScatterDims = op.attrs["scatter_dimension_numbers"]
-    body = op.regions[0]
-    kinds = [combiner(_single_pair_body(body, i, n), 0, 1) if n > 1 else combiner(body)
-             for i in range(n)]
-    if n > 1 and any(k != "SET" for k in kinds):
-        raise UnimplementedError(f"[stablehlo.scatter] a variadic scatter with a combining "
-                                 f"body is not supported{op.where()}")
-    kind = kinds[0]
-    if kind is None:
-        raise UnimplementedError(f"[stablehlo.scatter] this update computation is not "
-                                 f"supported (only set/add/mul/max/min){op.where()}")
+    kind = _scatter_kind(op)
     x0 = inputs[0]
     idx = _index_vectors(indices, dn.index_vector_dim)
     batch_shape = tuple(idx.shape[:-1])
@@ -288,7 +294,6 @@ def _scatter(ctx, op: Operation, *args: mx.array) -> list[mx.array]:
     for od, idim in zip(dn.input_batching_dims, dn.scatter_indices_batching_dims, strict=True):
         linear = linear + _batch_coords(batch_shape, ind_dims.index(idim)) * strides[od]
     total = math.prod(oshape)
-    linear = mx.where(valid, linear, mx.array(total, dtype=mx.int32))  # the spare slot
     # updates: scatter dims (in order) then window dims (in operand order)
     scatter_dims_u = [d for d in range(u.ndim) if d not in dn.update_window_dims]
     window_shape = [window_sizes[d] for d in window_dims_ops]
@@ -296,33 +301,49 @@ def _scatter(ctx, op: Operation, *args: mx.array) -> list[mx.array]:
     for j, d in enumerate(window_dims_ops):
         wlin = wlin + broadcast_in_dim(mx.arange(window_sizes[d], dtype=mx.int32) * strides[d],
                                        tuple(window_shape), (j,))
-    nb = len(batch_shape)
-    full = linear.reshape((*batch_shape, *([1] * len(window_shape)))) + wlin
-    # an invalid window goes entirely to the spare slot
-    full = mx.where(valid.reshape((*batch_shape, *([1] * len(window_shape)))), full,
-                    mx.array(total, dtype=mx.int32))
+    ones = [1] * len(window_shape)
+    full = linear.reshape((*batch_shape, *ones)) + wlin
+    # an invalid window goes entirely to the spare slot past the end
+    full = mx.where(valid.reshape((*batch_shape, *ones)), full, mx.array(total, dtype=mx.int32))
     flat_idx = full.reshape(-1)
     perm = scatter_dims_u + list(dn.update_window_dims)
-    results = []
+    flats, vals = [], []
     for x, upd in zip(inputs, updates, strict=True):
-        vals = mx.transpose(upd, perm) if perm != list(range(upd.ndim)) else upd
-        vals = vals.reshape(-1).astype(x.dtype)
-        flat = mx.concatenate([x.reshape(-1), mx.zeros((1,), dtype=x.dtype)])
-        if kind == "SET":
-            flat = mx.put_along_axis(flat, flat_idx, vals, axis=0)
-        elif x.dtype == mx.bool_:
-            as_int = flat.astype(mx.int32)
-            method = {"ADD": "maximum", "MAX": "maximum", "OR": "maximum", "MUL": "minimum",
-                      "MIN": "minimum", "AND": "minimum"}[kind]
-            flat = getattr(as_int.at[flat_idx], method)(vals.astype(mx.int32)).astype(mx.bool_)
-        elif kind in _SCATTER_METHODS:
-            flat = getattr(flat.at[flat_idx], _SCATTER_METHODS[kind])(vals)
-        else:
-            raise UnimplementedError(f"[stablehlo.scatter] combiner {kind} is not supported "
-                                     f"for {x.dtype}{op.where()}")
-        results.append(flat[:total].reshape(oshape))
-    del nb
-    return results
+        v = mx.transpose(upd, perm) if perm != list(range(upd.ndim)) else upd
+        vals.append(v.reshape(-1).astype(x.dtype))
+        flats.append(mx.concatenate([x.reshape(-1), mx.zeros((1,), dtype=x.dtype)]))
+    if kind is None:
+        flats = _scatter_serial(ctx.region(0), flats, vals, flat_idx, math.prod(batch_shape))
+    else:
+        flats = [_scatter_fast(kind, f, flat_idx, v) for f, v in zip(flats, vals, strict=True)]
+    return [f[:total].reshape(oshape) for f in flats]
+
+
+def _scatter_fast(kind: str, flat: mx.array, idx: mx.array, vals: mx.array) -> mx.array:
+    if kind == "SET":
+        return mx.put_along_axis(flat, idx, vals, axis=0)
+    if flat.dtype == mx.bool_:
+        method = {"ADD": "maximum", "MAX": "maximum", "OR": "maximum", "MUL": "minimum",
+                  "MIN": "minimum", "AND": "minimum"}[kind]
+        as_int = flat.astype(mx.int32)
+        return getattr(as_int.at[idx], method)(vals.astype(mx.int32)).astype(mx.bool_)
+    return getattr(flat.at[idx], _SCATTER_METHODS[kind])(vals)
+
+
+def _scatter_serial(body, flats: list[mx.array], vals: list[mx.array], idx: mx.array,
+                    count: int) -> list[mx.array]:
+    """Apply a general update body one index vector at a time, in order (XLA's semantics)."""
+    if count == 0:
+        return flats
+    idx = idx.reshape(count, -1)
+    vals = [v.reshape(count, -1) for v in vals]
+    for k in range(count):
+        at = idx[k]
+        current = [mx.take(f, at) for f in flats]
+        new = body(*current, *[v[k] for v in vals])
+        flats = [mx.put_along_axis(f, at, mx.broadcast_to(r, at.shape).astype(f.dtype), axis=0)
+                 for f, r in zip(flats, new, strict=True)]
+    return flats
 
 
 def _single_pair_body(body: Any, i: int, n: int) -> Any:
