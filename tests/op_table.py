@@ -466,6 +466,11 @@ REDUCE: list[Case] = [
     Case("cummax", lambda x: lax.cummax(x, axis=0), _one((5, 3)), ("float32",), grad=True),
     Case("sort", lambda x: jnp.sort(x, axis=-1), _one((3, 9)), REALS + BOOL, grad=True),
     Case("sort_axis0", lambda x: jnp.sort(x, axis=0), _one((6, 3)), ("float32", "int64")),
+    Case("sort_64bit", lambda x: (jnp.sort(x), jnp.argsort(x), jnp.argsort(x, descending=True)),
+         lambda r, d: (np.concatenate([values(r, d, (12,)),
+                                       (small_ints(r, d, (12,), -3, 3).astype(np.int64)
+                                        * (2 ** 33 + 1)).astype(np_dtype(d))]),),
+         ("int64", "uint64")),
     Case("sort_specials", jnp.sort,
          lambda r, d: (np.array([np.nan, 1.0, -0.0, 0.0, -np.inf, np.inf, -np.nan, -1.0, 0.0],
                                 np_dtype(d)),), FLOATS),

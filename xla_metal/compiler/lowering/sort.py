@@ -122,10 +122,17 @@ def _key_function(ctx, op: Operation, key_value: Value) -> Callable[..., mx.arra
 
 
 def orderable(key: mx.array, compare_type: str) -> mx.array | None:
-    """Unsigned ints ordered like `key` under the comparison type; None if not 32-bit-able."""
+    """Unsigned ints (uint32, or uint64 for 64-bit keys) ordered like `key`."""
     w = key.dtype.size * 8
-    if w > 32:
-        return None
+    if w == 64:
+        if key.dtype == mx.float64 and compare_type != "TOTALORDER":
+            key = mx.where(mx.isnan(key), mx.array(float("nan"), dtype=key.dtype),
+                           mx.where(key == 0, mx.zeros_like(key), key))
+        if key.dtype == mx.float64:
+            key = _total_order_key(key)
+        if key.dtype == mx.uint64:
+            return key
+        return key.view(mx.uint64) ^ mx.array(-(2 ** 63), dtype=mx.int64).view(mx.uint64)
     if key.dtype == mx.bool_:
         return key.astype(mx.uint32)
     if key.dtype in _FLOATS:
@@ -144,13 +151,23 @@ def orderable(key: mx.array, compare_type: str) -> mx.array | None:
 
 
 def stable_argsort(u: mx.array, descending: bool) -> mx.array:
-    """Stable argsort along the last axis of uint32 keys."""
+    """Stable argsort along the last axis of uint32 or uint64 keys.
+
+    A uint32 key and the position make one uint64 key with no ties; a uint64 key is sorted in
+    two such passes (low word, then high word with the first pass's order as the tie-break).
+    """
     n = u.shape[-1]
     if descending:
         u = mx.bitwise_invert(u)
     pos = mx.broadcast_to(mx.arange(n, dtype=mx.uint32), u.shape).astype(mx.uint64)
-    composite = (u.astype(mx.uint64) << mx.array(32, dtype=mx.uint64)) | pos
-    return mx.argsort(composite, axis=-1)
+    shift = mx.array(32, dtype=mx.uint64)
+    if u.dtype != mx.uint64:
+        return mx.argsort((u.astype(mx.uint64) << shift) | pos, axis=-1)
+    low = u & mx.array(0xFFFFFFFF, dtype=mx.uint64)
+    first = mx.argsort((low << shift) | pos, axis=-1)
+    high = mx.take_along_axis(u >> shift, first, axis=-1)
+    second = mx.argsort((high << shift) | pos, axis=-1)
+    return mx.take_along_axis(first, second, axis=-1)
 
 
 def _rank(lt: Callable[[list[mx.array], list[mx.array]], mx.array], run: int,
