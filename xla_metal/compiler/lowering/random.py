@@ -20,7 +20,10 @@ from .registry import lowering, register_check
 _U32, _U64 = mx.uint32, mx.uint64
 _M_A, _M_B = 0xD2511F53, 0xCD9E8D57
 _W_A, _W_B = 0x9E3779B9, 0xBB67AE85
-_32 = mx.array(32, dtype=_U64)
+
+
+def _c64(v: int) -> mx.array:
+    return mx.array(v, dtype=_U64)
 
 
 def _lo(x: mx.array) -> mx.array:
@@ -28,7 +31,7 @@ def _lo(x: mx.array) -> mx.array:
 
 
 def _hi(x: mx.array) -> mx.array:
-    return (x >> _32).astype(_U32)
+    return (x >> _c64(32)).astype(_U32)
 
 
 def philox4x32(x: list[mx.array], key: list[mx.array]) -> list[mx.array]:
@@ -81,8 +84,8 @@ def _rng_bit_generator(ctx, op: Operation, state: mx.array) -> Sequence[Any]:
     n = -(-(count * (2 if wide else 1)) // 4)
     words, new_state = _blocks(state, n)
     if wide:
-        pairs = [words[0].astype(_U64) | (words[1].astype(_U64) << _32),
-                 words[2].astype(_U64) | (words[3].astype(_U64) << _32)]
+        pairs = [words[0].astype(_U64) | (words[1].astype(_U64) << _c64(32)),
+                 words[2].astype(_U64) | (words[3].astype(_U64) << _c64(32))]
         numbers = mx.stack(pairs, axis=1).reshape(-1)[:count]
     else:
         numbers = mx.stack(words, axis=1).reshape(-1)[:count]
