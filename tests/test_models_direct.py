@@ -243,3 +243,29 @@ def test_while_with_int64_counter_under_x64():
         fn = lambda n: lax.while_loop(lambda c: c[0] < n, lambda c: (c[0] + 1, c[1] * 3 % 1000),
                                       (jnp.int64(0), jnp.int64(1)))
         compare(fn, np.int64(9), tol=(0.0, 0.0))
+
+
+def test_attention_block_value_and_grad():
+    rng = np.random.default_rng(3)
+    d, t, v = 8, 5, 11
+    params = {k: (rng.standard_normal(s) * 0.3).astype(np.float32) for k, s in
+              [("emb", (v, d)), ("wq", (d, d)), ("wk", (d, d)), ("wv", (d, d)),
+               ("w1", (d, 16)), ("w2", (16, d)), ("out", (d, v))]}
+    tokens = rng.integers(0, v, (2, t)).astype(np.int32)
+
+    def loss(p, tok):
+        x = p["emb"][tok]
+        mu = jnp.mean(x, -1, keepdims=True)
+        x = (x - mu) * lax.rsqrt(jnp.var(x, -1, keepdims=True) + 1e-5)
+        q, k, val = x @ p["wq"], x @ p["wk"], x @ p["wv"]
+        scores = jnp.einsum("btd,bsd->bts", q, k) / np.sqrt(d).astype(np.float32)
+        mask = jnp.tril(jnp.ones((t, t), bool))
+        scores = jnp.where(mask, scores, -1e9)
+        x = x + jnp.einsum("bts,bsd->btd", jax.nn.softmax(scores, -1), val)
+        x = x + jax.nn.gelu(x @ p["w1"]) @ p["w2"]
+        logits = x @ p["out"]
+        targets = jnp.roll(tok, -1, axis=1)
+        logp = jax.nn.log_softmax(logits)
+        return -jnp.mean(jnp.take_along_axis(logp, targets[..., None], -1))
+
+    compare(jax.value_and_grad(loss), params, tokens, tol=(2e-4, 1e-5))
