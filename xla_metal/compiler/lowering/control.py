@@ -1,19 +1,63 @@
-"""Host-driven control flow: while, if, case (the condition is read with .item())."""
+"""Host-driven control flow: while, if, case (the condition is read with .item()).
+
+A while loop's condition and body, when they hold no control flow themselves, are each run
+as one mx.compile'd function (compiled once per op, the captured values passed as arguments),
+so a loop of element-wise work is fused instead of dispatched op by op every iteration.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import mlx.core as mx
 
-from ..ir import Op, Operation
+from .. import ir
+from ..ir import CONTROL_FLOW, Op, Operation
 from .registry import lowering
+
+_COMPILED: weakref.WeakKeyDictionary[Operation, dict[int, Callable[..., Any] | None]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _host_free(ctx, block: ir.Block) -> bool:
+    """No while/if/case inside the block, nor in any function it calls."""
+    from ..plan import _has_control_flow
+
+    for operation in ir.walk(block):
+        if operation.op in CONTROL_FLOW:
+            return False
+        callee = operation.attrs.get("callee") or operation.attrs.get("decomposition")
+        if callee and _has_control_flow(ctx.program.module, callee):
+            return False
+    return True
+
+
+def _region(ctx, op: Operation, index: int) -> Callable[..., list[Any]]:
+    """Region `index` as a function of its block arguments, compiled when it can be."""
+    from .. import plan as plan_module
+
+    if not plan_module._USE_MX_COMPILE:
+        return ctx.region(index)
+    cache = _COMPILED.setdefault(op, {})
+    if index not in cache:
+        block_plan = ctx.region_plan(index)
+        if _host_free(ctx, op.regions[index]):
+            n = len(block_plan.captures)
+            cache[index] = mx.compile(lambda *a: block_plan.run(a[:n], a[n:]))
+        else:
+            cache[index] = None
+    compiled = cache[index]
+    if compiled is None:
+        return ctx.region(index)
+    captured = list(ctx.captures[index])
+    return lambda *args: compiled(*captured, *args)
 
 
 @lowering(Op.WHILE)
 def _while(ctx, op: Operation, *args: Any) -> Sequence[Any]:
-    cond, body = ctx.region(0), ctx.region(1)
+    cond, body = _region(ctx, op, 0), _region(ctx, op, 1)
     values = list(args)
     while bool(cond(*values)[0].item()):
         values = list(body(*values))
