@@ -60,14 +60,23 @@ def parse_module(code: bytes):
 
     ctx = _context()
     errors: list[str] = []
+
+    def collect(diagnostic) -> bool:  # MLIR's reasons, instead of lines on stderr
+        errors.append(f"{diagnostic.location}: {diagnostic.message}")
+        return True
+
+    handler = ctx.attach_diagnostic_handler(collect)
     try:
-        return stablehlo.deserialize_portable_artifact(ctx, code), ctx
-    except Exception as e:  # not a portable artifact: maybe StableHLO bytecode or text
-        errors.append(str(e))
-    try:
-        return ir.Module.parse(code, context=ctx), ctx
-    except Exception as e:
-        errors.append(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        try:
+            return stablehlo.deserialize_portable_artifact(ctx, code), ctx
+        except Exception as e:  # not a portable artifact: maybe StableHLO bytecode or text
+            errors.append(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        try:
+            return ir.Module.parse(code, context=ctx), ctx
+        except Exception as e:
+            errors.append(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    finally:
+        handler.detach()
     raise InvalidArgumentError(
         f"[import] the program is neither a StableHLO portable artifact nor MLIR "
         f"({len(code)} bytes): {'; '.join(errors)}")

@@ -7,7 +7,7 @@ from typing import Any
 
 from ...errors import UnimplementedError
 from ..ir import Op, Operation
-from .registry import lowering
+from .registry import lowering, register_check
 
 
 @lowering(Op.CALL)
@@ -42,6 +42,9 @@ def custom_call_target(op: Operation) -> CustomCallRule:
         raise UnimplementedError(f"[custom_call] target '{target}' is not supported on metal"
                                  f"{op.where()}")
     return rule
+
+
+register_check(Op.CUSTOM_CALL, custom_call_target)  # an unknown target fails the compile
 
 
 @lowering(Op.CUSTOM_CALL)

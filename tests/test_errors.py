@@ -1,0 +1,56 @@
+"""Bad input to the compiler: clear Python errors that name the cause, never a crash."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_dtypes
+import numpy as np
+import pytest
+
+from tests.direct import artifact
+from xla_metal.compiler import compile_program
+from xla_metal.errors import InvalidArgumentError, UnimplementedError
+
+
+@pytest.mark.parametrize("code", [b"", b"garbage", b"ML\xefR\x00\x01\x02 truncated bytecode",
+                                  b"module { func.func @main( }"])
+def test_bytes_that_do_not_parse(code: bytes) -> None:
+    with pytest.raises(InvalidArgumentError, match=r"\[import\] the program (is neither|has no)"):
+        compile_program(code)
+
+
+def test_truncated_artifact() -> None:
+    code = artifact(lambda x: x + 1, np.ones(3, np.float32))
+    for cut in (len(code) // 4, len(code) // 2, len(code) - 3):
+        with pytest.raises(InvalidArgumentError):
+            compile_program(code[:cut])
+
+
+def test_unsupported_dtype_names_it_at_compile_time() -> None:
+    code = artifact(lambda x: x.astype(jnp.float32), np.ones(3, ml_dtypes.float8_e4m3fn))
+    with pytest.raises(UnimplementedError, match=r"\[dtype\] float8_e4m3fn is not supported "
+                                                 r"on metal"):
+        compile_program(code)
+
+
+def test_unknown_custom_call_names_target_and_source_line() -> None:
+    def f(x):
+        return jax.ffi.ffi_call("no_such_target", jax.ShapeDtypeStruct(x.shape, x.dtype))(x)
+
+    code = artifact(f, np.ones(3, np.float32))
+    with pytest.raises(UnimplementedError,
+                       match=r"\[custom_call\] target 'no_such_target' is not supported on "
+                             r"metal \(at .*test_errors.py:\d+"):
+        compile_program(code)
+
+
+def test_unknown_operation_names_it() -> None:
+    text = """
+    func.func @main(%a: tensor<4x4xf32>) -> tensor<4x4xf32> {
+      %0 = stablehlo.cholesky %a, lower = true : tensor<4x4xf32>
+      return %0 : tensor<4x4xf32>
+    }"""
+    with pytest.raises(UnimplementedError, match="operation 'stablehlo.cholesky' is not "
+                                                 "supported on metal"):
+        compile_program(text.encode())
