@@ -12,9 +12,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 
+from ..element_types import numpy_dtype
 from ..errors import InvalidArgumentError, UnimplementedError
 from . import ir as pir
 
@@ -109,13 +109,6 @@ _ELEMENT_TYPES = {
     "f4E2M1FN": "float4_e2m1fn",
     "index": "int64",  # only in attributes (custom_call layouts), never in program values
 }
-
-
-def numpy_dtype(name: str) -> np.dtype:
-    """The numpy dtype for an IR dtype name (ml_dtypes supplies bfloat16, float8, int4)."""
-    if hasattr(ml_dtypes, name):
-        return np.dtype(getattr(ml_dtypes, name))
-    return np.dtype(name)
 
 
 def _type(t) -> pir.Type:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..element_types import numpy_dtype
 from ..errors import InvalidArgumentError, ResourceExhaustedError, UnimplementedError
 from ..runtime.dtypes import MLX_DTYPE
 from . import ir
@@ -73,7 +74,6 @@ def memory_limit() -> int:
 
 def check_sizes(module: Module) -> Module:
     """Refuse, at compile time and by name, any value larger than the machine's memory."""
-    from .importer import numpy_dtype
 
     limit = memory_limit()
     for fn in module.functions.values():

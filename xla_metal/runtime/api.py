@@ -19,7 +19,8 @@ import numpy as np
 from .. import __version__
 from ..bridge import keep
 from ..compiler import compile_program, ir
-from ..compiler.importer import module_text, numpy_dtype, stablehlo_versions
+from ..compiler.importer import module_text, stablehlo_versions
+from ..element_types import numpy_dtype
 from ..errors import InvalidArgumentError, UnimplementedError, XlaMetalError
 from . import serialization
 from .dtypes import PJRT_TYPE, name_of_pjrt_type, to_mlx, to_numpy

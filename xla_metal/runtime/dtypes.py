@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlx.core as mx
 import numpy as np
 
-from ..compiler.importer import numpy_dtype
+from ..element_types import numpy_dtype
 from ..errors import UnimplementedError
 
 # PJRT_Buffer_Type enum values (our pjrt_c_api.h) for each IR dtype name.

@@ -15,9 +15,9 @@ from typing import Any
 
 import mlx.core as mx
 
+from ...element_types import numpy_dtype
 from ...errors import UnimplementedError
 from ...runtime import dtypes as _dtypes
-from ..importer import numpy_dtype
 from ..ir import Op, Operation, TensorType
 from .registry import register_check, register_lowering
 from .special import digamma, erf_inv, erfc, lgamma
