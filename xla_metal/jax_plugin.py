@@ -72,3 +72,15 @@ def initialize() -> None:
     if os.environ.get("XLA_METAL_PRIORITY"):
         priority = int(os.environ["XLA_METAL_PRIORITY"])
     xla_bridge.register_plugin(PLATFORM, priority=priority, library_path=str(path))
+    _enable_donation()
+
+
+def _enable_donation() -> None:
+    """JAX marks donated arguments only for the platforms on its list; ours honours them."""
+    try:
+        from jax._src.interpreters import mlir
+    except ImportError:
+        return
+    platforms = getattr(mlir, "_platforms_with_donation", None)
+    if isinstance(platforms, list) and PLATFORM not in platforms:
+        platforms.append(PLATFORM)

@@ -363,8 +363,10 @@ class _Importer:
             if "sym_visibility" in attrs else "public"
         fn_type = ir.FunctionType(ir.TypeAttr(attrs["function_type"]).value)
         body = self.block(op.regions[0].blocks[0])
+        arg_attrs = [a if isinstance(a, dict) else {} for a in _attr(attrs["arg_attrs"])] \
+            if "arg_attrs" in attrs else []
         return pir.Function(name, body, [_type(t) for t in fn_type.results],
-                            public=visibility == "public")
+                            public=visibility == "public", arg_attrs=arg_attrs)
 
     def block(self, block) -> pir.Block:
         args = []

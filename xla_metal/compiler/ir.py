@@ -224,6 +224,12 @@ class Function:
     body: Block
     result_types: list[Type]
     public: bool = True
+    arg_attrs: list[dict[str, Any]] = field(default_factory=list)  # e.g. jax.buffer_donor
+
+    def donatable(self) -> list[bool]:
+        """Per argument: may its memory serve the results (JAX's donate_argnums)?"""
+        return [bool(a.get("jax.buffer_donor")) or "tf.aliasing_output" in a
+                for a in self.arg_attrs] or [False] * len(self.args)
 
     @property
     def args(self) -> list[Value]:

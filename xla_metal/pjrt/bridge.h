@@ -54,6 +54,9 @@ typedef struct {
   const int64_t* output_meta;
   size_t output_meta_size;      // out: number of int64 in output_meta
   const char* fingerprint;      // out: NUL-terminated, deterministic for the same program
+  // out: NULL, or num_args flags: the program lets argument i's memory serve its results
+  // (JAX's donate_argnums); Execute then gives such arguments up.
+  const uint8_t* donatable;
 } XmCompileArgs;
 
 typedef struct {

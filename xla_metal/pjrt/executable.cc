@@ -1,6 +1,7 @@
 // Executables: programs compiled by the Python compiler. Their signature (name, outputs,
 // fingerprint) is kept here so metadata queries need no Python; compiling, executing,
 // serializing and printing go through the bridge.
+#include <algorithm>
 #include <cstring>
 
 #include "internal.h"
@@ -20,6 +21,7 @@ struct ExecutableState {
   std::string name;
   std::string fingerprint;
   int32_t num_args = 0;
+  std::vector<uint8_t> donatable;  // empty, or one flag per argument
   std::vector<PJRT_Buffer_Type> output_types;
   std::vector<int64_t> output_dims;         // every output's dimensions back to back
   std::vector<size_t> output_ranks;
@@ -64,6 +66,9 @@ Status ReadSignature(const XmCompileArgs& result, ExecutableState& state) {
   state.name = result.name != nullptr ? result.name : "";
   state.fingerprint = result.fingerprint != nullptr ? result.fingerprint : "";
   state.num_args = result.num_args;
+  if (result.donatable != nullptr && result.num_args > 0) {
+    state.donatable.assign(result.donatable, result.donatable + result.num_args);
+  }
   if (result.num_outputs < 0) return BadCompileResult("a negative number of outputs");
   if (result.output_meta == nullptr && result.output_meta_size != 0) {
     return BadCompileResult("no output_meta");
@@ -339,8 +344,31 @@ XM_ENTRY(PJRT_LoadedExecutable_Fingerprint, executable_fingerprint_size) {
   return Ok();
 }
 
-// Runs synchronously: outputs are complete when it returns. The execute options (send/recv
-// callbacks, launch id, non-donatable inputs) are not needed while nothing is donated.
+// Which arguments this call gives up: those the program may donate, less the ones the caller
+// keeps (non_donatable_input_indices) and any buffer passed in more than one place.
+std::vector<uint8_t> DonatedArguments(const ExecutableState& state,
+                                      const PJRT_LoadedExecutable_Execute_Args& args) {
+  std::vector<uint8_t> donated(args.num_args, 0);
+  if (state.donatable.size() != args.num_args) return donated;
+  donated = state.donatable;
+  const PJRT_ExecuteOptions* options = args.options;
+  if (options != nullptr && XM_HAS_FIELD(*options, num_non_donatable_input_indices) &&
+      options->non_donatable_input_indices != nullptr) {
+    for (size_t k = 0; k < options->num_non_donatable_input_indices; ++k) {
+      const int64_t index = options->non_donatable_input_indices[k];
+      if (index >= 0 && static_cast<size_t>(index) < donated.size()) donated[index] = 0;
+    }
+  }
+  for (size_t i = 0; i < args.num_args; ++i) {
+    for (size_t j = i + 1; j < args.num_args; ++j) {
+      if (args.argument_lists[0][i] == args.argument_lists[0][j]) donated[i] = donated[j] = 0;
+    }
+  }
+  return donated;
+}
+
+// Runs synchronously: outputs are complete when it returns. Of the execute options only the
+// non-donatable inputs matter (one device, no send/recv callbacks).
 XM_ENTRY(PJRT_LoadedExecutable_Execute, device_complete_events) {
   XM_RETURN_IF_ERROR(RequireLoadedExecutable(args.executable));
   if (args.executable->deleted.load()) {
@@ -384,10 +412,16 @@ XM_ENTRY(PJRT_LoadedExecutable_Execute, device_complete_events) {
   request.executable = state.handle;
   request.args = argument_handles.data();
   request.num_args = static_cast<int32_t>(args.num_args);
-  request.donated = nullptr;
+  const std::vector<uint8_t> donated = DonatedArguments(state, args);
+  const bool any_donated = std::find(donated.begin(), donated.end(), 1) != donated.end();
+  request.donated = any_donated ? donated.data() : nullptr;
   request.outputs = output_handles.data();
   request.num_outputs = static_cast<int32_t>(num_outputs);
   XM_RETURN_IF_ERROR(XM_CALL_BRIDGE(execute, &request));
+  // Python has let go of donated arguments (their memory may now hold results).
+  for (size_t i = 0; i < args.num_args; ++i) {
+    if (donated[i]) args.argument_lists[0][i]->Delete();
+  }
 
   // Own every output before handing any out, so a failure part-way releases them all.
   std::vector<std::unique_ptr<PJRT_Buffer>> outputs;

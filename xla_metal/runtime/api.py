@@ -144,6 +144,10 @@ def _compile_into(args: Any, code: bytes) -> None:
     args.output_meta = C.cast(array, C.POINTER(C.c_int64))
     args.output_meta_size = len(meta)
     args.fingerprint = keep(fingerprint.encode())
+    donatable = main.donatable()
+    if any(donatable):
+        flags = keep((C.c_uint8 * len(donatable))(*donatable))
+        args.donatable = C.cast(flags, C.POINTER(C.c_uint8))
 
 
 def deserialize(args: Any) -> None:
@@ -186,6 +190,12 @@ def execute(args: Any) -> None:
                 f"[execute] argument {i} is {to_name(array)}{list(array.shape)}, the program "
                 f"expects {want.dtype}{list(want.shape)}")
         inputs.append(array)
+    if args.donated:
+        # Given up by the caller: with our table's reference gone, MLX may write results into
+        # the same memory (it reuses an input buffer nobody else holds).
+        for i in range(args.num_args):
+            if args.donated[i]:
+                _handles.pop(args.args[i], None)
     with mx.stream(exe.client.device):
         outputs = exe.run(*inputs)
         mx.eval(outputs)
