@@ -73,6 +73,7 @@ def initialize() -> None:
         priority = int(os.environ["XLA_METAL_PRIORITY"])
     xla_bridge.register_plugin(PLATFORM, priority=priority, library_path=str(path))
     _enable_donation()
+    _enable_persistent_cache()
 
 
 def _enable_donation() -> None:
@@ -84,3 +85,35 @@ def _enable_donation() -> None:
     platforms = getattr(mlir, "_platforms_with_donation", None)
     if isinstance(platforms, list) and PLATFORM not in platforms:
         platforms.append(PLATFORM)
+
+
+class _CacheablePlatform:
+    """A view of our backend for JAX's persistent-cache check, which names the platforms it
+    trusts to serialize executables; ours does (versioned, checksummed, data only)."""
+
+    platform = "cpu"
+    supports_executable_serialization = True
+
+    def __init__(self, backend: object) -> None:
+        self._backend = backend
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._backend, name)
+
+
+def _enable_persistent_cache() -> None:
+    try:
+        from jax._src import compilation_cache
+    except ImportError:
+        return
+    original = getattr(compilation_cache, "is_cache_used", None)
+    if original is None or getattr(original, "_xla_metal", False):
+        return
+
+    def is_cache_used(backend):  # type: ignore[no-untyped-def]
+        if getattr(backend, "platform", None) == PLATFORM:
+            backend = _CacheablePlatform(backend)
+        return original(backend)
+
+    is_cache_used._xla_metal = True  # type: ignore[attr-defined]
+    compilation_cache.is_cache_used = is_cache_used
