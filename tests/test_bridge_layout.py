@@ -20,6 +20,7 @@ STRUCTS = {
     "XmToHostArgs": bridge.ToHostArgs,
     "XmSerializeArgs": bridge.SerializeArgs,
     "XmProgramTextArgs": bridge.ProgramTextArgs,
+    "XmMemoryStatsArgs": bridge.MemoryStatsArgs,
     "XmBridge": bridge.Bridge,
 }
 

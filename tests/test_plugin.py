@@ -192,3 +192,12 @@ def test_donated_array_cannot_be_used_again(metal: jax.Device) -> None:
     jax.jit(lambda a: a + 1, donate_argnums=0)(x)
     with pytest.raises(RuntimeError, match="deleted"):
         np.asarray(x)
+
+
+def test_memory_stats_come_from_mlx(metal: jax.Device) -> None:
+    x = jax.device_put(np.ones((256, 1024), np.float32), metal)
+    stats = metal.memory_stats()
+    assert stats is not None
+    assert stats["bytes_in_use"] >= x.nbytes
+    assert stats["peak_bytes_in_use"] >= stats["bytes_in_use"]
+    assert stats["bytes_limit"] > 0

@@ -72,6 +72,11 @@ class ProgramTextArgs(C.Structure):
     _fields_ = [("executable", C.c_int64), ("text", C.c_void_p), ("size", C.c_size_t)]
 
 
+class MemoryStatsArgs(C.Structure):
+    _fields_ = [("client", C.c_int64), ("bytes_in_use", C.c_int64),
+                ("peak_bytes_in_use", C.c_int64), ("bytes_limit", C.c_int64)]
+
+
 _EXITING = C.CFUNCTYPE(None)
 
 
@@ -80,7 +85,8 @@ class Bridge(C.Structure):
                 *((name, XmCall) for name in (
                     "plugin_attributes", "client_create", "client_destroy", "compile",
                     "deserialize", "executable_release", "serialize", "program_text",
-                    "execute", "buffer_from_host", "buffer_to_host", "buffer_release"))]
+                    "execute", "buffer_from_host", "buffer_to_host", "buffer_release",
+                    "memory_stats"))]
 
 
 # Memory handed to C++ (strings, arrays, error texts) must outlive the callback that returns
@@ -152,6 +158,7 @@ def attach(address: int) -> None:
         "buffer_from_host": (api.buffer_from_host, FromHostArgs),
         "buffer_to_host": (api.buffer_to_host, ToHostArgs),
         "buffer_release": (api.release, ReleaseArgs),
+        "memory_stats": (api.memory_stats, MemoryStatsArgs),
     }
     for name, (handler, args_type) in handlers.items():
         thunk = _callback(handler, args_type)

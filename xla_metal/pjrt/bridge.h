@@ -98,6 +98,13 @@ typedef struct {
   size_t size;                  // out
 } XmProgramTextArgs;
 
+typedef struct {
+  int64_t client;
+  int64_t bytes_in_use;         // out: MLX's active memory
+  int64_t peak_bytes_in_use;    // out
+  int64_t bytes_limit;          // out: MLX's memory limit
+} XmMemoryStatsArgs;
+
 // Filled by Python in attach(); C++ fills `version` and the host functions first.
 typedef struct {
   uint32_t version;
@@ -116,6 +123,7 @@ typedef struct {
   XmCall buffer_from_host;      // XmFromHostArgs
   XmCall buffer_to_host;        // XmToHostArgs
   XmCall buffer_release;        // XmReleaseArgs
+  XmCall memory_stats;          // XmMemoryStatsArgs
 } XmBridge;
 
 #ifdef __cplusplus

@@ -197,6 +197,20 @@ XM_ENTRY(PJRT_Device_DefaultMemory, memory) {
   return Ok();
 }
 
+// MLX's own counters: memory in use by arrays, its peak, and the limit MLX allocates within.
+XM_ENTRY(PJRT_Device_MemoryStats, bytes_limit_is_set) {
+  XM_RETURN_IF_ERROR(RequireNonNull(args.device, "device"));
+  XmMemoryStatsArgs request{};
+  request.client = args.device->client->handle;
+  XM_RETURN_IF_ERROR(XM_CALL_BRIDGE(memory_stats, &request));
+  args.bytes_in_use = request.bytes_in_use;
+  args.peak_bytes_in_use = request.peak_bytes_in_use;
+  args.peak_bytes_in_use_is_set = true;
+  args.bytes_limit = request.bytes_limit;
+  args.bytes_limit_is_set = true;
+  return Ok();
+}
+
 // ---------------------------------------------------------------------------- Memory
 
 XM_ENTRY(PJRT_Memory_Id, id) {
@@ -263,6 +277,7 @@ void FillClientSlots(PJRT_Api& api) {
   api.PJRT_Device_LocalHardwareId = PJRT_Device_LocalHardwareId;
   api.PJRT_Device_AddressableMemories = PJRT_Device_AddressableMemories;
   api.PJRT_Device_DefaultMemory = PJRT_Device_DefaultMemory;
+  api.PJRT_Device_MemoryStats = PJRT_Device_MemoryStats;
 
   api.PJRT_Memory_Id = PJRT_Memory_Id;
   api.PJRT_Memory_Kind = PJRT_Memory_Kind;

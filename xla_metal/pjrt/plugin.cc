@@ -81,13 +81,12 @@ XM_ENTRY(PJRT_Plugin_Attributes, attributes) {
 
 // Multi-device topologies, ahead-of-time compilation and streaming transfers have no use
 // with one device and synchronous transfers; device memory is MLX's, so it has no raw
-// pointer or statistics to give out.
+// pointer to give out.
 XM_UNIMPLEMENTED_ENTRY(PJRT_Client_TopologyDescription)
 XM_UNIMPLEMENTED_ENTRY(PJRT_Client_CreateViewOfDeviceBuffer)
 XM_UNIMPLEMENTED_ENTRY(PJRT_Client_CreateBuffersForAsyncHostToDevice)
 XM_UNIMPLEMENTED_ENTRY(PJRT_AsyncHostToDeviceTransferManager_Destroy)
 XM_UNIMPLEMENTED_ENTRY(PJRT_AsyncHostToDeviceTransferManager_TransferData)
-XM_UNIMPLEMENTED_ENTRY(PJRT_Device_MemoryStats)
 XM_UNIMPLEMENTED_ENTRY(PJRT_ExecuteContext_Create)
 XM_UNIMPLEMENTED_ENTRY(PJRT_ExecuteContext_Destroy)
 XM_UNIMPLEMENTED_ENTRY(PJRT_Executable_GetCompiledMemoryStats)
@@ -126,7 +125,6 @@ void FillUnsupportedSlots(PJRT_Api& api) {
       PJRT_AsyncHostToDeviceTransferManager_Destroy;
   api.PJRT_AsyncHostToDeviceTransferManager_TransferData =
       PJRT_AsyncHostToDeviceTransferManager_TransferData;
-  api.PJRT_Device_MemoryStats = PJRT_Device_MemoryStats;
   api.PJRT_ExecuteContext_Create = PJRT_ExecuteContext_Create;
   api.PJRT_ExecuteContext_Destroy = PJRT_ExecuteContext_Destroy;
   api.PJRT_Executable_GetCompiledMemoryStats = PJRT_Executable_GetCompiledMemoryStats;

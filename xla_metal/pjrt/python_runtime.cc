@@ -169,6 +169,7 @@ Status AttachBridge() {
       {bridge.buffer_from_host, "buffer_from_host"},
       {bridge.buffer_to_host, "buffer_to_host"},
       {bridge.buffer_release, "buffer_release"},
+      {bridge.memory_stats, "memory_stats"},
   };
   for (const auto& [slot, name] : slots) {
     if (slot == nullptr) {

@@ -84,6 +84,13 @@ def client_create(args: Any) -> None:
     args.device_kind = keep(_device_kind(device).encode())
 
 
+def memory_stats(args: Any) -> None:
+    _get(args.client, Client)
+    args.bytes_in_use = mx.get_active_memory()
+    args.peak_bytes_in_use = mx.get_peak_memory()
+    args.bytes_limit = mx.get_memory_limit()
+
+
 def client_destroy(args: Any) -> None:
     _handles.pop(args.handle, None)
 
