@@ -174,14 +174,6 @@ class ConvDims:
     output_spatial_dimensions: tuple[int, ...]
 
 
-def _fields(obj, cls) -> Any:
-    values = {}
-    for name in cls.__dataclass_fields__:
-        v = getattr(obj, name)
-        values[name] = v if isinstance(v, int) else tuple(v)
-    return cls(**values)
-
-
 def _dot_dims(a) -> DotDims:
     return DotDims(tuple(a.lhs_batching_dimensions), tuple(a.rhs_batching_dimensions),
                    tuple(a.lhs_contracting_dimensions), tuple(a.rhs_contracting_dimensions))
