@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -68,13 +69,22 @@ def run_file(tests: Path, name: str, cases: int, budget: int, out: Path) -> File
     env = dict(os.environ, JAX_PLATFORMS="metal,cpu", JAX_NUM_GENERATED_CASES=str(cases))
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={xml}",
            str(tests / f"{name}.py")]
+    xml.unlink(missing_ok=True)  # never parse a previous run's report
+    log = open(out / f"{name}.log", "w")
+    proc = subprocess.Popen(cmd, env=env, cwd=tests.parent, stdout=log, stderr=subprocess.STDOUT)
     try:
-        proc = subprocess.run(cmd, env=env, cwd=tests.parent, capture_output=True, text=True,
-                              timeout=budget)
-        if proc.returncode < 0:
+        if proc.wait(timeout=budget) < 0:
             result.status = f"crashed (signal {-proc.returncode})"
     except subprocess.TimeoutExpired:
+        # SIGINT lets pytest finish the session and write the cases it completed to the XML.
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         result.status = f"timed out after {budget}s"
+    log.close()
     if xml.exists():
         parse_junit(xml, result)
     elif result.status == "ok":
