@@ -201,3 +201,10 @@ def test_memory_stats_come_from_mlx(metal: jax.Device) -> None:
     assert stats["bytes_in_use"] >= x.nbytes
     assert stats["peak_bytes_in_use"] >= stats["bytes_in_use"]
     assert stats["bytes_limit"] > 0
+
+
+def test_jitted_function_with_no_results(metal: jax.Device) -> None:
+    x = jax.device_put(np.ones(3, np.float32), metal)
+    assert jax.jit(lambda a: None)(x) is None
+    with jax.default_device(metal):
+        assert jax.jit(lambda: None)() is None

@@ -393,8 +393,11 @@ XM_ENTRY(PJRT_LoadedExecutable_Execute, device_complete_events) {
     XM_RETURN_IF_ERROR(RequireNonNull(args.argument_lists, "argument_lists"));
     XM_RETURN_IF_ERROR(RequireNonNull(args.argument_lists[0], "argument_lists[0]"));
   }
-  XM_RETURN_IF_ERROR(RequireNonNull(args.output_lists, "output_lists"));
-  XM_RETURN_IF_ERROR(RequireNonNull(args.output_lists[0], "output_lists[0]"));
+  const size_t num_outputs = state.output_types.size();
+  if (num_outputs > 0) {  // a program with no results gets no output list (jit(lambda: None))
+    XM_RETURN_IF_ERROR(RequireNonNull(args.output_lists, "output_lists"));
+    XM_RETURN_IF_ERROR(RequireNonNull(args.output_lists[0], "output_lists[0]"));
+  }
 
   std::vector<int64_t> argument_handles(args.num_args);
   for (size_t i = 0; i < args.num_args; ++i) {
@@ -406,7 +409,6 @@ XM_ENTRY(PJRT_LoadedExecutable_Execute, device_complete_events) {
     argument_handles[i] = argument->handle;
   }
 
-  const size_t num_outputs = state.output_types.size();
   std::vector<int64_t> output_handles(num_outputs, 0);
   XmExecuteArgs request{};
   request.executable = state.handle;

@@ -35,6 +35,7 @@ struct CPython {
   void* (*PyObject_Str)(void*);
   const char* (*PyUnicode_AsUTF8)(void*);
   void (*PyErr_Fetch)(void**, void**, void**);
+  void (*PyErr_Restore)(void*, void*, void*);
   void (*PyErr_NormalizeException)(void**, void**, void**);
   void (*Py_DecRef)(void*);
 };
@@ -73,6 +74,7 @@ Status ResolveCPython(void* library) {
   Resolve(library, "PyObject_Str", found.PyObject_Str, missing);
   Resolve(library, "PyUnicode_AsUTF8", found.PyUnicode_AsUTF8, missing);
   Resolve(library, "PyErr_Fetch", found.PyErr_Fetch, missing);
+  Resolve(library, "PyErr_Restore", found.PyErr_Restore, missing);
   Resolve(library, "PyErr_NormalizeException", found.PyErr_NormalizeException, missing);
   Resolve(library, "Py_DecRef", found.Py_DecRef, missing);
   if (!missing.empty()) {
@@ -225,16 +227,27 @@ Status StartEmbeddedPython() {
   return status;
 }
 
-// Holds the GIL for its lifetime; the thread may or may not hold it already.
+// Holds the GIL for its lifetime; the thread may or may not hold it already. A Python
+// exception already in flight on this thread (a buffer destroyed while JAX raises) is set
+// aside for the scope and put back after it: a callback run with an exception pending would
+// fail with SystemError and the user's real error would be lost.
 class GilScope {
  public:
-  GilScope() : state_(py.PyGILState_Ensure()) {}
-  ~GilScope() { py.PyGILState_Release(state_); }
+  GilScope() : state_(py.PyGILState_Ensure()) {
+    py.PyErr_Fetch(&pending_type_, &pending_value_, &pending_traceback_);
+  }
+  ~GilScope() {
+    py.PyErr_Restore(pending_type_, pending_value_, pending_traceback_);
+    py.PyGILState_Release(state_);
+  }
   GilScope(const GilScope&) = delete;
   GilScope& operator=(const GilScope&) = delete;
 
  private:
   int state_;
+  void* pending_type_ = nullptr;
+  void* pending_value_ = nullptr;
+  void* pending_traceback_ = nullptr;
 };
 
 // Turns a bridge failure "<code>:<message>" into a PJRT_Error.
