@@ -23,7 +23,7 @@ from ..compiler.importer import module_text, stablehlo_versions
 from ..element_types import numpy_dtype
 from ..errors import InvalidArgumentError, UnimplementedError, XlaMetalError
 from . import serialization
-from .dtypes import PJRT_TYPE, name_of_pjrt_type, to_mlx, to_numpy
+from .dtypes import NAME_OF_MLX_DTYPE, PJRT_TYPE, name_of_pjrt_type, to_mlx, to_numpy
 
 _handles: dict[int, Any] = {}
 _next_handle = itertools.count(1)
@@ -104,6 +104,7 @@ class Executable:
     run: Any                      # the entry function: MLX arrays -> MLX arrays
     module: ir.Module
     fingerprint: str
+    input_types: list[ir.TensorType]
     output_types: list[ir.TensorType]
     code: bytes                   # the program as received: what serialization keeps
     platform: str
@@ -117,7 +118,6 @@ def _tensor_types(types: list[Any], what: str) -> list[ir.TensorType]:
 
 
 def compile(args: Any) -> None:  # noqa: A001 - the PJRT verb
-    _get(args.client, Client)  # a dead client is an error before any work
     fmt = C.string_at(args.format, args.format_size).decode() if args.format_size else "mlir"
     if fmt != "mlir":
         raise UnimplementedError(f"[compile] program format '{fmt}' is not supported "
@@ -136,10 +136,11 @@ def _compile_into(args: Any, code: bytes) -> None:
     program = compile_program(code, platform)
     module = program.module
     main = module.main
+    inputs = _tensor_types([a.type for a in main.args], "an argument")
     outputs = _tensor_types(main.result_types, "a result")
-    _tensor_types([a.type for a in main.args], "an argument")
     fingerprint = hashlib.sha256(code + f"|{__version__}|{platform}".encode()).hexdigest()
-    exe = Executable(client, program.entry(), module, fingerprint, outputs, code, platform)
+    exe = Executable(client, program.entry(), module, fingerprint, inputs, outputs, code,
+                     platform)
     meta: list[int] = []
     for t in outputs:
         meta += [PJRT_TYPE[t.dtype], t.rank, *t.shape]
@@ -181,17 +182,14 @@ def program_text(args: Any) -> None:
 
 def execute(args: Any) -> None:
     exe = _get(args.executable, Executable)
-    main = exe.module.main
-    if args.num_args != len(main.args):
-        raise InvalidArgumentError(f"[execute] @{main.name} takes {len(main.args)} arguments, "
-                                   f"got {args.num_args}")
+    if args.num_args != len(exe.input_types):
+        raise InvalidArgumentError(f"[execute] @{exe.module.entry} takes "
+                                   f"{len(exe.input_types)} arguments, got {args.num_args}")
     inputs = []
-    for i in range(args.num_args):
+    for i, want in enumerate(exe.input_types):
         array = _handles.get(args.args[i])
         if not isinstance(array, mx.array):
             raise InvalidArgumentError(f"[execute] argument {i} is not a live buffer (deleted?)")
-        want = main.args[i].type
-        assert isinstance(want, ir.TensorType)
         if tuple(array.shape) != want.shape or to_name(array) != want.dtype:
             raise InvalidArgumentError(
                 f"[execute] argument {i} is {to_name(array)}{list(array.shape)}, the program "
@@ -216,8 +214,6 @@ def execute(args: Any) -> None:
 
 
 def to_name(array: mx.array) -> str:
-    from .dtypes import NAME_OF_MLX_DTYPE
-
     return NAME_OF_MLX_DTYPE[array.dtype]
 
 
