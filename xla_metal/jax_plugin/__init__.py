@@ -1,6 +1,6 @@
 """JAX integration: registers the 'metal' platform through the `jax_plugins` entry point.
 
-Kept apart from the compiler: this module knows JAX's registration API and the supported
+Kept apart from the compiler: this package knows JAX's registration API and the supported
 jax/jaxlib window, nothing else. It must stay cheap to import (JAX imports it when it first
 looks for backends), so MLX and the compiler are loaded only when a client is created.
 """
@@ -13,7 +13,7 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
-from . import __version__
+from .. import __version__
 
 PLATFORM = "metal"
 SUPPORTED = ((0, 10, 2), (0, 12, 0))  # jax/jaxlib versions: [lowest, first unsupported)
@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 
 def library_path() -> Path:
-    return Path(__file__).resolve().parent / "libxla_metal_pjrt.so"
+    return Path(__file__).resolve().parent.parent / "libxla_metal_pjrt.so"
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -74,6 +74,16 @@ def initialize() -> None:
     xla_bridge.register_plugin(PLATFORM, priority=priority, library_path=str(path))
     _enable_donation()
     _enable_persistent_cache()
+    _register_lowering_rules()
+
+
+def _register_lowering_rules() -> None:
+    """JAX lowers some primitives only for the platforms it knows (linear algebra, host
+    callbacks); these modules give 'metal' its own rules for them."""
+    from . import callbacks, linalg
+
+    linalg.register()
+    callbacks.register()
 
 
 def _enable_donation() -> None:
