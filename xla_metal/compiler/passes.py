@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
+
 from ..element_types import numpy_dtype
 from ..errors import InvalidArgumentError, ResourceExhaustedError, UnimplementedError
 from ..runtime.dtypes import MLX_DTYPE
@@ -120,9 +122,43 @@ def eliminate_dead_code(module: Module) -> Module:
     return module
 
 
+def _is_empty(t: object) -> bool:
+    return isinstance(t, TensorType) and any(d == 0 for d in t.shape)
+
+
+def fold_empty_values(module: Module) -> Module:
+    """A pure op whose results all have zero elements becomes a constant: nothing is computed,
+    and no zero-size kernel is launched (MLX-CUDA's fused kernels die of SIGFPE on a zero
+    grid — measured on an H100)."""
+
+    def constant(value: ir.Value, loc: str) -> ir.Operation:
+        t = value.type
+        assert isinstance(t, TensorType)
+        return ir.Operation(Op.CONSTANT, [], [value],
+                            {"value": np.zeros(t.shape, numpy_dtype(t.dtype))}, loc=loc)
+
+    def fold(block: Block) -> None:
+        ops: list[ir.Operation] = []
+        for operation in block.ops:
+            for region in operation.regions:
+                fold(region)
+            if (operation.op in PURE and operation.op is not Op.CONSTANT
+                    and operation.op not in ir.TERMINATORS and operation.results
+                    and all(_is_empty(r.type) for r in operation.results)):
+                ops.extend(constant(r, operation.loc) for r in operation.results)
+            else:
+                ops.append(operation)
+        block.ops = ops
+
+    for fn in module.functions.values():
+        fold(fn.body)
+    return module
+
+
 PIPELINE: list[tuple[str, Pass]] = [
     ("check element types", check_dtypes),
     ("check array sizes", check_sizes),
+    ("fold zero-size values", fold_empty_values),
     ("eliminate dead code", eliminate_dead_code),
 ]
 
