@@ -157,7 +157,8 @@ def _compile_args(code: bytes, fmt: bytes) -> tuple[bridge.CompileArgs, list[obj
     created = bridge.ClientCreateArgs()
     api.client_create(created)
     args = bridge.CompileArgs()
-    code_buffer, format_buffer = C.create_string_buffer(code, len(code)), C.create_string_buffer(fmt)
+    code_buffer = C.create_string_buffer(code, len(code))
+    format_buffer = C.create_string_buffer(fmt)
     args.client = created.client
     args.code, args.code_size = C.addressof(code_buffer), len(code)
     args.format, args.format_size = C.addressof(format_buffer), len(fmt)
