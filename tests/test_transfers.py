@@ -114,3 +114,16 @@ def test_dlpack_export_straight_from_metal_is_refused_by_jaxlib(metal: jax.Devic
     with pytest.raises(BufferError, match="platform: metal"):
         x.__dlpack_device__()
     np.testing.assert_array_equal(np.asarray(x), np.ones(3, np.float32))  # still intact
+
+
+def test_unsafe_buffer_pointer_of_an_empty_buffer(metal: jax.Device) -> None:
+    empty = jax.device_put(np.zeros((0, 3), np.float32), metal)
+    assert empty.unsafe_buffer_pointer() == 0  # no data to point at
+    assert np.asarray(empty).shape == (0, 3)
+
+
+def test_unsafe_buffer_pointer_of_a_deleted_buffer_is_an_error(metal: jax.Device) -> None:
+    x = jax.device_put(np.ones(3, np.float32), metal)
+    x.delete()
+    with pytest.raises(RuntimeError, match="deleted"):
+        x.unsafe_buffer_pointer()

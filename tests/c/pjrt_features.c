@@ -7,6 +7,8 @@
  * add.hlo is a serialized HloModuleProto of main(a: f32[2,3], b: f32[2,3]) -> a + b.
  * Prints "pjrt_features: OK" and exits 0, or says what failed and exits 1.
  */
+#include <stdbool.h>
+
 #include "pjrt_helpers.h"
 
 static PJRT_LoadedExecutable* compile(PJRT_Client* client, const char* code, size_t code_size,
@@ -149,6 +151,62 @@ static void check_pointer_and_references(PJRT_Buffer* buffer, const float* value
   destroy_buffer(buffer);
 }
 
+static bool is_deleted(PJRT_Buffer* buffer) {
+  ARGS(PJRT_Buffer_IsDeleted_Args, request);
+  request.buffer = buffer;
+  expect_ok(api->PJRT_Buffer_IsDeleted(&request), "Buffer_IsDeleted");
+  return request.is_deleted;
+}
+
+/* a + b where a may be donated (its memory may serve the result), as MLIR text. */
+static const char kDonatingAdd[] =
+    "func.func @main(%a: tensor<2x3xf32> {jax.buffer_donor = true}, %b: tensor<2x3xf32>)"
+    " -> tensor<2x3xf32> {\n"
+    "  %0 = stablehlo.add %a, %b : tensor<2x3xf32>\n"
+    "  return %0 : tensor<2x3xf32>\n"
+    "}\n";
+
+/* A donatable argument is given up by Execute, except while someone holds an external
+ * reference to its memory: then it stays as it is. */
+static void check_donation_respects_references(PJRT_Client* client, PJRT_Device* device,
+                                               const float* a_values, const float* b_values) {
+  PJRT_Error* error;
+  PJRT_LoadedExecutable* loaded =
+      compile(client, kDonatingAdd, sizeof kDonatingAdd - 1, "mlir", &error);
+  expect_ok(error, "compile the donating program");
+  PJRT_Buffer* a = buffer_from_host(client, device, a_values, NULL);
+  PJRT_Buffer* b = buffer_from_host(client, device, b_values, NULL);
+
+  ARGS(PJRT_Buffer_UnsafePointer_Args, pointer);
+  pointer.buffer = a;
+  expect_ok(api->PJRT_Buffer_UnsafePointer(&pointer), "UnsafePointer");
+  ARGS(PJRT_Buffer_IncreaseExternalReferenceCount_Args, increase);
+  increase.buffer = a;
+  expect_ok(api->PJRT_Buffer_IncreaseExternalReferenceCount(&increase), "IncreaseExternalRef");
+  PJRT_Buffer* sum = execute(loaded, a, b, &error);
+  expect_ok(error, "Execute (referenced donor)");
+  check_sum(sum, a_values, b_values);
+  destroy_buffer(sum);
+  CHECK(!is_deleted(a), "a buffer with an external reference was donated");
+  const float* data = (const float*)pointer.buffer_pointer;
+  for (int i = 0; i < 6; ++i) CHECK(data[i] == a_values[i], "donor data[%d] = %g", i, data[i]);
+
+  ARGS(PJRT_Buffer_DecreaseExternalReferenceCount_Args, decrease);
+  decrease.buffer = a;
+  expect_ok(api->PJRT_Buffer_DecreaseExternalReferenceCount(&decrease), "DecreaseExternalRef");
+  sum = execute(loaded, a, b, &error);
+  expect_ok(error, "Execute (donor)");
+  check_sum(sum, a_values, b_values);
+  CHECK(is_deleted(a), "the donated argument is not deleted");
+  destroy_buffer(sum);
+  destroy_buffer(a);
+  destroy_buffer(b);
+  ARGS(PJRT_LoadedExecutable_Destroy_Args, destroy_loaded);
+  destroy_loaded.executable = loaded;
+  expect_ok(api->PJRT_LoadedExecutable_Destroy(&destroy_loaded), "LoadedExecutable_Destroy");
+  printf("  donation: kept while referenced, given up after\n");
+}
+
 int main(int argc, char** argv) {
   program_name = "pjrt_features";
   CHECK(argc == 3, "usage: %s LIBRARY HLO_PROTO", argv[0]);
@@ -201,6 +259,7 @@ int main(int argc, char** argv) {
   check_copies(device, default_memory.memory, a, a_values);
   destroy_buffer(a);
   check_pointer_and_references(b, b_values);
+  check_donation_respects_references(client, device, a_values, b_values);
 
   ARGS(PJRT_Client_Destroy_Args, destroy_client);
   destroy_client.client = client;
