@@ -21,6 +21,10 @@ STRUCTS = {
     "XmSerializeArgs": bridge.SerializeArgs,
     "XmProgramTextArgs": bridge.ProgramTextArgs,
     "XmMemoryStatsArgs": bridge.MemoryStatsArgs,
+    "XmCostAnalysisArgs": bridge.CostAnalysisArgs,
+    "XmMemoryAnalysisArgs": bridge.MemoryAnalysisArgs,
+    "XmBufferCopyArgs": bridge.BufferCopyArgs,
+    "XmBufferPointerArgs": bridge.BufferPointerArgs,
     "XmBridge": bridge.Bridge,
 }
 

@@ -45,3 +45,14 @@ def test_inside_the_window_registers_metal(monkeypatch: pytest.MonkeyPatch) -> N
     name, priority, path = registered[0]
     assert name == "metal" and path.endswith("libxla_metal_pjrt.so")
     assert priority < 0 or jax_plugin.has_metal_gpu()  # opt-in where there is no Metal GPU
+
+
+def test_advertised_stablehlo_version_is_the_installed_jaxlib_s(metal: object) -> None:
+    # JAX serializes programs for the version the plugin advertises (PJRT_Plugin_Attributes):
+    # it is read from the jaxlib in use, so one build serves every jaxlib in the window.
+    from jax._src import xla_bridge
+    from jaxlib.mlir.dialects import stablehlo
+
+    backend = xla_bridge.get_backend("metal")
+    current = [int(part) for part in stablehlo.get_current_version().split(".")]
+    assert list(backend.stablehlo_current_version) == current

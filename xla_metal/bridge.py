@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import FailedPreconditionError, pjrt_code
 
-BRIDGE_VERSION = 1
+BRIDGE_VERSION = 2
 
 XmCall = C.CFUNCTYPE(C.c_void_p, C.c_void_p)
 _i64p = C.POINTER(C.c_int64)
@@ -77,6 +77,25 @@ class MemoryStatsArgs(C.Structure):
                 ("peak_bytes_in_use", C.c_int64), ("bytes_limit", C.c_int64)]
 
 
+class CostAnalysisArgs(C.Structure):
+    _fields_ = [("executable", C.c_int64), ("count", C.c_int32),
+                ("names", C.POINTER(C.c_char_p)), ("values", C.POINTER(C.c_double))]
+
+
+class MemoryAnalysisArgs(C.Structure):
+    _fields_ = [("executable", C.c_int64), ("argument_size", C.c_int64),
+                ("output_size", C.c_int64), ("alias_size", C.c_int64),
+                ("temp_size", C.c_int64)]
+
+
+class BufferCopyArgs(C.Structure):
+    _fields_ = [("buffer", C.c_int64), ("copy", C.c_int64)]
+
+
+class BufferPointerArgs(C.Structure):
+    _fields_ = [("buffer", C.c_int64), ("address", C.c_uint64)]
+
+
 _EXITING = C.CFUNCTYPE(None)
 
 
@@ -86,7 +105,8 @@ class Bridge(C.Structure):
                     "plugin_attributes", "client_create", "client_destroy", "compile",
                     "deserialize", "executable_release", "serialize", "program_text",
                     "execute", "buffer_from_host", "buffer_to_host", "buffer_release",
-                    "memory_stats"))]
+                    "memory_stats", "cost_analysis", "memory_analysis", "buffer_copy",
+                    "buffer_pointer"))]
 
 
 # Memory handed to C++ (strings, arrays, error texts) must outlive the callback that returns
@@ -159,6 +179,10 @@ def attach(address: int) -> None:
         "buffer_to_host": (api.buffer_to_host, ToHostArgs),
         "buffer_release": (api.release, ReleaseArgs),
         "memory_stats": (api.memory_stats, MemoryStatsArgs),
+        "cost_analysis": (api.cost_analysis, CostAnalysisArgs),
+        "memory_analysis": (api.memory_analysis, MemoryAnalysisArgs),
+        "buffer_copy": (api.buffer_copy, BufferCopyArgs),
+        "buffer_pointer": (api.buffer_pointer, BufferPointerArgs),
     }
     for name, (handler, args_type) in handlers.items():
         thunk = _callback(handler, args_type)

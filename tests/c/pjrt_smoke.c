@@ -8,85 +8,7 @@
  *   func.func @main(%a: tensor<2x3xf32>, %b: tensor<2x3xf32>) -> tensor<2x3xf32> (a + b).
  * Prints "pjrt_smoke: OK" and exits 0, or says what failed and exits 1.
  */
-#include <dlfcn.h>
-#include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "../../xla_metal/pjrt/pjrt_c_api.h"
-
-static const PJRT_Api* api;
-
-#define CHECK(condition, ...)                                          \
-  do {                                                                 \
-    if (!(condition)) {                                                \
-      printf("pjrt_smoke: FAILED (line %d): ", __LINE__);              \
-      printf(__VA_ARGS__);                                             \
-      printf("\n");                                                    \
-      exit(1);                                                         \
-    }                                                                  \
-  } while (0)
-
-/* Declares `name` of type `type`, zeroed, with struct_size set for this ABI version. */
-#define ARGS(type, name)          \
-  type name;                      \
-  memset(&name, 0, sizeof name);  \
-  name.struct_size = type##_STRUCT_SIZE
-
-static void error_text(PJRT_Error* error, char* out, size_t out_size) {
-  ARGS(PJRT_Error_Message_Args, message);
-  message.error = error;
-  api->PJRT_Error_Message(&message);
-  snprintf(out, out_size, "%.*s", (int)message.message_size, message.message);
-}
-
-static PJRT_Error_Code error_code(PJRT_Error* error) {
-  ARGS(PJRT_Error_GetCode_Args, get_code);
-  get_code.error = error;
-  PJRT_Error* failed = api->PJRT_Error_GetCode(&get_code);
-  CHECK(failed == NULL, "PJRT_Error_GetCode failed");
-  return get_code.code;
-}
-
-static void destroy_error(PJRT_Error* error) {
-  ARGS(PJRT_Error_Destroy_Args, destroy);
-  destroy.error = error;
-  api->PJRT_Error_Destroy(&destroy);
-}
-
-/* Exits with the error's text unless `error` is NULL. */
-static void expect_ok(PJRT_Error* error, const char* what) {
-  if (error == NULL) return;
-  char text[2048];
-  error_text(error, text, sizeof text);
-  printf("pjrt_smoke: FAILED: %s: %s\n", what, text);
-  exit(1);
-}
-
-/* Checks `error` is set with a message (containing `needle` if given); returns its code. */
-static PJRT_Error_Code expect_error(PJRT_Error* error, const char* what, const char* needle) {
-  CHECK(error != NULL, "%s: expected an error, got success", what);
-  char text[2048];
-  error_text(error, text, sizeof text);
-  PJRT_Error_Code code = error_code(error);
-  destroy_error(error);
-  CHECK(text[0] != '\0', "%s: the error has no message", what);
-  CHECK(needle == NULL || strstr(text, needle) != NULL, "%s: message '%s' lacks '%s'", what,
-        text, needle);
-  printf("  %s -> error %d: %.120s\n", what, (int)code, text);
-  return code;
-}
-
-static void await_and_destroy(PJRT_Event* event, const char* what) {
-  CHECK(event != NULL, "%s: no event", what);
-  ARGS(PJRT_Event_Await_Args, await);
-  await.event = event;
-  expect_ok(api->PJRT_Event_Await(&await), what);
-  ARGS(PJRT_Event_Destroy_Args, destroy);
-  destroy.event = event;
-  expect_ok(api->PJRT_Event_Destroy(&destroy), "PJRT_Event_Destroy");
-}
+#include "pjrt_helpers.h"
 
 static int on_ready_calls;
 static void count_on_ready(PJRT_Error* error, void* user_arg) {
@@ -95,108 +17,10 @@ static void count_on_ready(PJRT_Error* error, void* user_arg) {
   on_ready_calls++;
 }
 
-static void destroy_buffer(PJRT_Buffer* buffer) {
-  ARGS(PJRT_Buffer_Destroy_Args, destroy);
-  destroy.buffer = buffer;
-  expect_ok(api->PJRT_Buffer_Destroy(&destroy), "PJRT_Buffer_Destroy");
-}
-
-static const char* read_file(const char* path, size_t* size) {
-  FILE* file = fopen(path, "rb");
-  CHECK(file != NULL, "cannot open %s", path);
-  fseek(file, 0, SEEK_END);
-  long length = ftell(file);
-  fseek(file, 0, SEEK_SET);
-  char* data = malloc(length > 0 ? (size_t)length : 1);
-  CHECK(data != NULL && fread(data, 1, (size_t)length, file) == (size_t)length, "cannot read %s",
-        path);
-  fclose(file);
-  *size = (size_t)length;
-  return data;
-}
-
-static const int64_t kDims[2] = {2, 3};
-
-/* A 2x3 f32 buffer of the host data at `values`, laid out with `byte_strides` (NULL: dense). */
-static PJRT_Buffer* buffer_from_host(PJRT_Client* client, PJRT_Device* device,
-                                     const float* values, const int64_t* byte_strides) {
-  ARGS(PJRT_Client_BufferFromHostBuffer_Args, from_host);
-  from_host.client = client;
-  from_host.data = values;
-  from_host.type = PJRT_Buffer_Type_F32;
-  from_host.dims = kDims;
-  from_host.num_dims = 2;
-  from_host.byte_strides = byte_strides;
-  from_host.num_byte_strides = byte_strides != NULL ? 2 : 0;
-  from_host.host_buffer_semantics = PJRT_HostBufferSemantics_kImmutableOnlyDuringCall;
-  from_host.device = device;
-  expect_ok(api->PJRT_Client_BufferFromHostBuffer(&from_host), "BufferFromHostBuffer");
-  await_and_destroy(from_host.done_with_host_buffer, "done_with_host_buffer");
-  return from_host.buffer;
-}
-
-/* Copies a 2x3 f32 buffer to `out`, in the layout `host_layout` (NULL: row-major). */
-static void to_host(PJRT_Buffer* buffer, PJRT_Buffer_MemoryLayout* host_layout, float out[6]) {
-  ARGS(PJRT_Buffer_ToHostBuffer_Args, size_query);
-  size_query.src = buffer;
-  size_query.host_layout = host_layout;
-  expect_ok(api->PJRT_Buffer_ToHostBuffer(&size_query), "ToHostBuffer (size query)");
-  CHECK(size_query.dst_size == 6 * sizeof(float), "ToHostBuffer wants %zu bytes",
-        size_query.dst_size);
-  ARGS(PJRT_Buffer_ToHostBuffer_Args, copy);
-  copy.src = buffer;
-  copy.host_layout = host_layout;
-  copy.dst = out;
-  copy.dst_size = 6 * sizeof(float);
-  expect_ok(api->PJRT_Buffer_ToHostBuffer(&copy), "ToHostBuffer");
-  await_and_destroy(copy.event, "ToHostBuffer event");
-}
-
-/* Runs `loaded` on (a, b); returns its one output. */
-static PJRT_Buffer* execute(PJRT_LoadedExecutable* loaded, PJRT_Buffer* a, PJRT_Buffer* b,
-                            PJRT_Error** error) {
-  PJRT_Buffer* arguments[2] = {a, b};
-  PJRT_Buffer* const* argument_lists[1] = {arguments};
-  PJRT_Buffer* outputs[1] = {NULL};
-  PJRT_Buffer** output_lists[1] = {outputs};
-  PJRT_Event* complete[1] = {NULL};
-  ARGS(PJRT_ExecuteOptions, options);
-  ARGS(PJRT_LoadedExecutable_Execute_Args, run);
-  run.executable = loaded;
-  run.options = &options;
-  run.argument_lists = argument_lists;
-  run.num_devices = 1;
-  run.num_args = 2;
-  run.output_lists = output_lists;
-  run.device_complete_events = complete;
-  *error = api->PJRT_LoadedExecutable_Execute(&run);
-  if (*error != NULL) return NULL;
-  await_and_destroy(complete[0], "device_complete_event");
-  return outputs[0];
-}
-
-static void check_sum(PJRT_Buffer* sum, const float* a, const float* b) {
-  ARGS(PJRT_Buffer_ElementType_Args, type);
-  type.buffer = sum;
-  expect_ok(api->PJRT_Buffer_ElementType(&type), "Buffer_ElementType");
-  CHECK(type.type == PJRT_Buffer_Type_F32, "output type %d", (int)type.type);
-  ARGS(PJRT_Buffer_Dimensions_Args, dims);
-  dims.buffer = sum;
-  expect_ok(api->PJRT_Buffer_Dimensions(&dims), "Buffer_Dimensions");
-  CHECK(dims.num_dims == 2 && dims.dims[0] == 2 && dims.dims[1] == 3, "output dims");
-  float values[6];
-  to_host(sum, NULL, values);
-  for (int i = 0; i < 6; ++i) CHECK(values[i] == a[i] + b[i], "sum[%d] = %g", i, values[i]);
-}
-
 int main(int argc, char** argv) {
+  program_name = "pjrt_smoke";
   CHECK(argc == 3, "usage: %s LIBRARY ARTIFACT", argv[0]);
-  void* library = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
-  CHECK(library != NULL, "dlopen: %s", dlerror());
-  const PJRT_Api* (*get_api)(void);
-  *(void**)(&get_api) = dlsym(library, "GetPjrtApi");
-  CHECK(get_api != NULL, "no GetPjrtApi");
-  api = get_api();
+  api = load_api(argv[1]);
 
   /* The table: version and every slot filled. */
   CHECK(api->struct_size >= PJRT_Api_STRUCT_SIZE, "PJRT_Api is %zu bytes", api->struct_size);
@@ -432,11 +256,11 @@ int main(int argc, char** argv) {
   compile.executable = NULL;
   expect_error(api->PJRT_Client_Compile(&compile), "compile garbage", NULL);
 
-  ARGS(PJRT_Buffer_UnsafePointer_Args, unsafe_pointer);
-  unsafe_pointer.buffer = a;
-  CHECK(expect_error(api->PJRT_Buffer_UnsafePointer(&unsafe_pointer), "UnsafePointer",
-                     "PJRT_Buffer_UnsafePointer") == PJRT_Error_Code_UNIMPLEMENTED,
-        "UnsafePointer is not UNIMPLEMENTED");
+  ARGS(PJRT_Client_CreateViewOfDeviceBuffer_Args, view);
+  view.client = client;
+  CHECK(expect_error(api->PJRT_Client_CreateViewOfDeviceBuffer(&view), "CreateViewOfDeviceBuffer",
+                     "PJRT_Client_CreateViewOfDeviceBuffer") == PJRT_Error_Code_UNIMPLEMENTED,
+        "CreateViewOfDeviceBuffer is not UNIMPLEMENTED");
 
   ARGS(PJRT_Buffer_ElementType_Args, too_small);
   too_small.struct_size = sizeof(size_t);

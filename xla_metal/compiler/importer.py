@@ -82,6 +82,31 @@ def parse_module(code: bytes):
         f"({len(code)} bytes): {'; '.join(errors)}")
 
 
+_passes_registered = False
+
+
+def upgrade_deprecated_ops(code: bytes) -> bytes:
+    """StableHLO bytecode with deprecated ops rewritten into their current forms by StableHLO's
+    own pass (jaxlib's HLO -> StableHLO converter still emits `dot`, for example)."""
+    import io
+
+    from jaxlib.mlir.dialects import stablehlo
+    from jaxlib.mlir.passmanager import PassManager
+
+    global _passes_registered
+    with _MLIR_LOCK:
+        if not _passes_registered:
+            stablehlo.register_stablehlo_passes()
+            _passes_registered = True
+    module, ctx = parse_module(code)
+    with ctx:
+        PassManager.parse("builtin.module(func.func(stablehlo-legalize-deprecated-ops"
+                          "{fail-on-unused=false}))").run(module.operation)
+        out = io.BytesIO()
+        module.operation.write_bytecode(out)
+    return out.getvalue()
+
+
 def module_text(code: bytes) -> str:
     """The program as StableHLO text (what `Compiled.as_text()` shows)."""
     module, ctx = parse_module(code)

@@ -15,7 +15,7 @@
 extern "C" {
 #endif
 
-#define XM_BRIDGE_VERSION 1
+#define XM_BRIDGE_VERSION 2
 
 // Every call returns NULL on success. On failure it returns "<code>:<message>" where code is
 // a PJRT_Error_Code in decimal; the text stays valid until the next call on the same thread,
@@ -105,6 +105,32 @@ typedef struct {
   int64_t bytes_limit;          // out: MLX's memory limit
 } XmMemoryStatsArgs;
 
+typedef struct {
+  int64_t executable;
+  int32_t count;                // out: number of figures
+  const char* const* names;     // out: e.g. "flops"; valid until the next call on this thread
+  const double* values;         // out
+} XmCostAnalysisArgs;
+
+typedef struct {
+  int64_t executable;
+  int64_t argument_size;        // out: bytes, from the program
+  int64_t output_size;          // out
+  int64_t alias_size;           // out: donatable arguments
+  int64_t temp_size;            // out: peak of live intermediates, in program order
+} XmMemoryAnalysisArgs;
+
+// A second handle on the same (immutable) array: a copy on the same device.
+typedef struct {
+  int64_t buffer;
+  int64_t copy;                 // out
+} XmBufferCopyArgs;
+
+typedef struct {
+  int64_t buffer;
+  uint64_t address;             // out: dense row-major data, valid while the handle lives
+} XmBufferPointerArgs;
+
 // Filled by Python in attach(); C++ fills `version` and the host functions first.
 typedef struct {
   uint32_t version;
@@ -124,6 +150,10 @@ typedef struct {
   XmCall buffer_to_host;        // XmToHostArgs
   XmCall buffer_release;        // XmReleaseArgs
   XmCall memory_stats;          // XmMemoryStatsArgs
+  XmCall cost_analysis;         // XmCostAnalysisArgs
+  XmCall memory_analysis;       // XmMemoryAnalysisArgs
+  XmCall buffer_copy;           // XmBufferCopyArgs
+  XmCall buffer_pointer;        // XmBufferPointerArgs
 } XmBridge;
 
 #ifdef __cplusplus

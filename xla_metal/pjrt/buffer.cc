@@ -316,7 +316,67 @@ XM_ENTRY(PJRT_Buffer_DecreaseExternalReferenceCount, buffer) {
           "PJRT_Buffer_DecreaseExternalReferenceCount: the external reference count is 0");
     }
   } while (!args.buffer->external_references.compare_exchange_weak(count, count - 1));
+  // A buffer deleted while referenced kept its memory for the reference holders until now.
+  if (count == 1 && args.buffer->IsDeleted()) args.buffer->ReleaseMemory();
   return Ok();
+}
+
+// The address of the buffer's dense row-major data. It stays valid while the buffer is not
+// deleted, or, once deleted, while external references remain: Delete keeps the memory
+// until the last one goes.
+Status DataPointer(PJRT_Buffer* buffer, const char* function, uintptr_t& address) {
+  XM_RETURN_IF_ERROR(RequireLiveBuffer(buffer, std::string(function) + ": buffer"));
+  XmBufferPointerArgs request{};
+  request.buffer = buffer->handle;
+  XM_RETURN_IF_ERROR(XM_CALL_BRIDGE(buffer_pointer, &request));
+  address = static_cast<uintptr_t>(request.address);
+  return Ok();
+}
+
+XM_ENTRY(PJRT_Buffer_UnsafePointer, buffer_pointer) {
+  return DataPointer(args.buffer, "PJRT_Buffer_UnsafePointer", args.buffer_pointer);
+}
+
+XM_ENTRY(PJRT_Buffer_OpaqueDeviceMemoryDataPointer, device_memory_ptr) {
+  uintptr_t address = 0;
+  XM_RETURN_IF_ERROR(
+      DataPointer(args.buffer, "PJRT_Buffer_OpaqueDeviceMemoryDataPointer", address));
+  args.device_memory_ptr = reinterpret_cast<void*>(address);
+  return Ok();
+}
+
+// ---------------------------------------------------------------------------- Copies
+
+// A copy of `buffer` on its own client's device and memory (the only ones there are). MLX
+// arrays are immutable, so the copy shares the array under a handle of its own.
+Status CopyOnDevice(PJRT_Buffer* buffer, PJRT_Buffer*& copy) {
+  XmBufferCopyArgs request{};
+  request.buffer = buffer->handle;
+  XM_RETURN_IF_ERROR(XM_CALL_BRIDGE(buffer_copy, &request));
+  copy = new PJRT_Buffer(buffer->client, request.copy, buffer->type, buffer->dims);
+  return Ok();
+}
+
+XM_ENTRY(PJRT_Buffer_CopyToDevice, dst_buffer) {
+  XM_RETURN_IF_ERROR(RequireLiveBuffer(args.buffer, "PJRT_Buffer_CopyToDevice: buffer"));
+  XM_RETURN_IF_ERROR(RequireNonNull(args.dst_device, "dst_device"));
+  if (args.dst_device != &args.buffer->client->device) {
+    return InvalidArgument(
+        "PJRT_Buffer_CopyToDevice: dst_device is not this client's device (xla-metal copies "
+        "only within one client, whose one device is metal:0)");
+  }
+  return CopyOnDevice(args.buffer, args.dst_buffer);
+}
+
+XM_ENTRY(PJRT_Buffer_CopyToMemory, dst_buffer) {
+  XM_RETURN_IF_ERROR(RequireLiveBuffer(args.buffer, "PJRT_Buffer_CopyToMemory: buffer"));
+  XM_RETURN_IF_ERROR(RequireNonNull(args.dst_memory, "dst_memory"));
+  if (args.dst_memory != &args.buffer->client->memory) {
+    return InvalidArgument(
+        "PJRT_Buffer_CopyToMemory: dst_memory is not this client's memory (xla-metal has one "
+        "memory, metal:0:device)");
+  }
+  return CopyOnDevice(args.buffer, args.dst_buffer);
 }
 
 // ---------------------------------------------------------------------------- Host transfer
@@ -411,6 +471,10 @@ void FillBufferSlots(PJRT_Api& api) {
   api.PJRT_Buffer_ReadyEvent = PJRT_Buffer_ReadyEvent;
   api.PJRT_Buffer_IncreaseExternalReferenceCount = PJRT_Buffer_IncreaseExternalReferenceCount;
   api.PJRT_Buffer_DecreaseExternalReferenceCount = PJRT_Buffer_DecreaseExternalReferenceCount;
+  api.PJRT_Buffer_UnsafePointer = PJRT_Buffer_UnsafePointer;
+  api.PJRT_Buffer_OpaqueDeviceMemoryDataPointer = PJRT_Buffer_OpaqueDeviceMemoryDataPointer;
+  api.PJRT_Buffer_CopyToDevice = PJRT_Buffer_CopyToDevice;
+  api.PJRT_Buffer_CopyToMemory = PJRT_Buffer_CopyToMemory;
 }
 
 }  // namespace xla_metal
@@ -424,9 +488,19 @@ PJRT_Buffer::PJRT_Buffer(PJRT_Client* client, int64_t python_handle, PJRT_Buffer
       minor_to_major(xla_metal::RowMajorMinorToMajor(this->dims.size())),
       ready(xla_metal::EventState::MakeReady()) {}
 
-PJRT_Buffer::~PJRT_Buffer() { Delete(); }
+PJRT_Buffer::~PJRT_Buffer() {
+  deleted.store(true);
+  ReleaseMemory();
+}
 
 void PJRT_Buffer::Delete() {
-  if (deleted.exchange(true, std::memory_order_acq_rel)) return;
+  if (deleted.exchange(true)) return;
+  // Holders of external references (DLPack, unsafe_buffer_pointer) keep the memory until
+  // they let go: DecreaseExternalReferenceCount releases it then.
+  if (external_references.load() == 0) ReleaseMemory();
+}
+
+void PJRT_Buffer::ReleaseMemory() {
+  if (released.exchange(true)) return;
   xla_metal::ReleaseHandle(&XmBridge::buffer_release, handle);
 }

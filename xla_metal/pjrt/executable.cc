@@ -32,6 +32,13 @@ struct ExecutableState {
   // The optimized program text, fetched once: callers ask for it twice in a row.
   std::mutex program_text_mutex;
   std::optional<std::string> program_text;
+
+  // The cost analysis, fetched once; the properties point into cost_names and live as long
+  // as the executable, as PJRT requires. Never changed once cost_ready is set.
+  std::mutex cost_mutex;
+  bool cost_ready = false;
+  std::vector<std::string> cost_names;
+  std::vector<PJRT_NamedValue> cost_properties;
 };
 
 }  // namespace xla_metal
@@ -216,10 +223,70 @@ XM_ENTRY(PJRT_Executable_SizeOfGeneratedCodeInBytes, size_in_bytes) {
   return Ok();
 }
 
+// XLA's HloCostAnalysis of the program, computed by Python on first request.
+Status CostAnalysis(ExecutableState& state) {
+  {
+    std::lock_guard<std::mutex> lock(state.cost_mutex);
+    if (state.cost_ready) return Ok();
+  }
+  // The lock is not held while Python runs: the bridge call may wait for the GIL.
+  XmCostAnalysisArgs request{};
+  request.executable = state.handle;
+  std::vector<std::string> names;
+  std::vector<double> values;
+  XM_RETURN_IF_ERROR(XM_CALL_BRIDGE_AND_READ(cost_analysis, &request, [&]() -> Status {
+    if (request.count < 0 || (request.count > 0 && (request.names == nullptr ||
+                                                     request.values == nullptr))) {
+      return BadCompileResult("a malformed cost analysis");
+    }
+    for (int32_t i = 0; i < request.count; ++i) {
+      names.emplace_back(request.names[i] != nullptr ? request.names[i] : "");
+      values.push_back(request.values[i]);
+    }
+    return Ok();
+  }));
+  std::lock_guard<std::mutex> lock(state.cost_mutex);
+  if (state.cost_ready) return Ok();  // another thread got there first
+  state.cost_names = std::move(names);
+  for (size_t i = 0; i < state.cost_names.size(); ++i) {
+    PJRT_NamedValue value{};
+    value.struct_size = PJRT_NamedValue_STRUCT_SIZE;
+    value.name = state.cost_names[i].data();
+    value.name_size = state.cost_names[i].size();
+    value.type = PJRT_NamedValue_kFloat;
+    value.float_value = static_cast<float>(values[i]);
+    value.value_size = 1;
+    state.cost_properties.push_back(value);
+  }
+  state.cost_ready = true;
+  return Ok();
+}
+
 XM_ENTRY(PJRT_Executable_GetCostAnalysis, properties) {
   XM_RETURN_IF_ERROR(RequireExecutable(args.executable));
-  args.num_properties = 0;
-  args.properties = nullptr;
+  ExecutableState& state = *args.executable->state;
+  XM_RETURN_IF_ERROR(CostAnalysis(state));
+  args.num_properties = state.cost_properties.size();
+  args.properties = state.cost_properties.empty() ? nullptr : state.cost_properties.data();
+  return Ok();
+}
+
+// Sizes from the program; MLX has no code image, and all memory is the device's.
+XM_ENTRY(PJRT_Executable_GetCompiledMemoryStats, host_temp_size_in_bytes) {
+  XM_RETURN_IF_ERROR(RequireExecutable(args.executable));
+  XmMemoryAnalysisArgs request{};
+  request.executable = args.executable->state->handle;
+  XM_RETURN_IF_ERROR(XM_CALL_BRIDGE(memory_analysis, &request));
+  args.generated_code_size_in_bytes = 0;
+  args.argument_size_in_bytes = request.argument_size;
+  args.output_size_in_bytes = request.output_size;
+  args.alias_size_in_bytes = request.alias_size;
+  args.temp_size_in_bytes = request.temp_size;
+  args.host_generated_code_size_in_bytes = 0;
+  args.host_argument_size_in_bytes = 0;
+  args.host_output_size_in_bytes = 0;
+  args.host_alias_size_in_bytes = 0;
+  args.host_temp_size_in_bytes = 0;
   return Ok();
 }
 
@@ -345,7 +412,8 @@ XM_ENTRY(PJRT_LoadedExecutable_Fingerprint, executable_fingerprint_size) {
 }
 
 // Which arguments this call gives up: those the program may donate, less the ones the caller
-// keeps (non_donatable_input_indices) and any buffer passed in more than one place.
+// keeps (non_donatable_input_indices), any buffer passed in more than one place and any
+// buffer with external references.
 std::vector<uint8_t> DonatedArguments(const ExecutableState& state,
                                       const PJRT_LoadedExecutable_Execute_Args& args) {
   std::vector<uint8_t> donated(args.num_args, 0);
@@ -363,6 +431,9 @@ std::vector<uint8_t> DonatedArguments(const ExecutableState& state,
     for (size_t j = i + 1; j < args.num_args; ++j) {
       if (args.argument_lists[0][i] == args.argument_lists[0][j]) donated[i] = donated[j] = 0;
     }
+    // Memory someone outside holds a pointer to (DLPack, unsafe_buffer_pointer) must stay
+    // as it is: the buffer is kept, and the results get memory of their own.
+    if (args.argument_lists[0][i]->external_references.load() > 0) donated[i] = 0;
   }
   return donated;
 }
@@ -453,6 +524,7 @@ void FillExecutableSlots(PJRT_Api& api) {
   api.PJRT_Executable_NumOutputs = PJRT_Executable_NumOutputs;
   api.PJRT_Executable_SizeOfGeneratedCodeInBytes = PJRT_Executable_SizeOfGeneratedCodeInBytes;
   api.PJRT_Executable_GetCostAnalysis = PJRT_Executable_GetCostAnalysis;
+  api.PJRT_Executable_GetCompiledMemoryStats = PJRT_Executable_GetCompiledMemoryStats;
   api.PJRT_Executable_OutputMemoryKinds = PJRT_Executable_OutputMemoryKinds;
   api.PJRT_Executable_OutputElementTypes = PJRT_Executable_OutputElementTypes;
   api.PJRT_Executable_OutputDimensions = PJRT_Executable_OutputDimensions;

@@ -221,9 +221,12 @@ struct PJRT_Buffer {
   PJRT_Buffer(const PJRT_Buffer&) = delete;
   PJRT_Buffer& operator=(const PJRT_Buffer&) = delete;
 
-  // Releases the Python array; later calls do nothing.
+  // Marks the buffer deleted and releases the Python array, at once or, while external
+  // references remain, when the last one goes. Later calls do nothing.
   void Delete();
-  bool IsDeleted() const { return deleted.load(std::memory_order_acquire); }
+  bool IsDeleted() const { return deleted.load(); }
+  // Releases the Python array (once).
+  void ReleaseMemory();
 
   PJRT_Client* const client;
   const int64_t handle;
@@ -233,6 +236,7 @@ struct PJRT_Buffer {
   // Becomes ready when the contents are computed; every buffer is complete when created today.
   const std::shared_ptr<xla_metal::EventState> ready;
   std::atomic<bool> deleted{false};
+  std::atomic<bool> released{false};
   std::atomic<int64_t> external_references{0};
 };
 

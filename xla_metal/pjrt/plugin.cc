@@ -80,8 +80,8 @@ XM_ENTRY(PJRT_Plugin_Attributes, attributes) {
 // ---------------------------------------------------------------------------- Unsupported
 
 // Multi-device topologies, ahead-of-time compilation and streaming transfers have no use
-// with one device and synchronous transfers; device memory is MLX's, so it has no raw
-// pointer to give out.
+// with one device and synchronous transfers. A view of foreign device memory cannot be made:
+// MLX arrays own their memory, so wrapping someone else's would be a copy, not a view.
 XM_UNIMPLEMENTED_ENTRY(PJRT_Client_TopologyDescription)
 XM_UNIMPLEMENTED_ENTRY(PJRT_Client_CreateViewOfDeviceBuffer)
 XM_UNIMPLEMENTED_ENTRY(PJRT_Client_CreateBuffersForAsyncHostToDevice)
@@ -89,12 +89,7 @@ XM_UNIMPLEMENTED_ENTRY(PJRT_AsyncHostToDeviceTransferManager_Destroy)
 XM_UNIMPLEMENTED_ENTRY(PJRT_AsyncHostToDeviceTransferManager_TransferData)
 XM_UNIMPLEMENTED_ENTRY(PJRT_ExecuteContext_Create)
 XM_UNIMPLEMENTED_ENTRY(PJRT_ExecuteContext_Destroy)
-XM_UNIMPLEMENTED_ENTRY(PJRT_Executable_GetCompiledMemoryStats)
-XM_UNIMPLEMENTED_ENTRY(PJRT_Buffer_CopyToDevice)
-XM_UNIMPLEMENTED_ENTRY(PJRT_Buffer_CopyToMemory)
 XM_UNIMPLEMENTED_ENTRY(PJRT_Buffer_CopyRawToHost)
-XM_UNIMPLEMENTED_ENTRY(PJRT_Buffer_UnsafePointer)
-XM_UNIMPLEMENTED_ENTRY(PJRT_Buffer_OpaqueDeviceMemoryDataPointer)
 XM_UNIMPLEMENTED_ENTRY(PJRT_CopyToDeviceStream_Destroy)
 XM_UNIMPLEMENTED_ENTRY(PJRT_CopyToDeviceStream_AddChunk)
 XM_UNIMPLEMENTED_ENTRY(PJRT_CopyToDeviceStream_TotalBytes)
@@ -127,12 +122,7 @@ void FillUnsupportedSlots(PJRT_Api& api) {
       PJRT_AsyncHostToDeviceTransferManager_TransferData;
   api.PJRT_ExecuteContext_Create = PJRT_ExecuteContext_Create;
   api.PJRT_ExecuteContext_Destroy = PJRT_ExecuteContext_Destroy;
-  api.PJRT_Executable_GetCompiledMemoryStats = PJRT_Executable_GetCompiledMemoryStats;
-  api.PJRT_Buffer_CopyToDevice = PJRT_Buffer_CopyToDevice;
-  api.PJRT_Buffer_CopyToMemory = PJRT_Buffer_CopyToMemory;
   api.PJRT_Buffer_CopyRawToHost = PJRT_Buffer_CopyRawToHost;
-  api.PJRT_Buffer_UnsafePointer = PJRT_Buffer_UnsafePointer;
-  api.PJRT_Buffer_OpaqueDeviceMemoryDataPointer = PJRT_Buffer_OpaqueDeviceMemoryDataPointer;
   api.PJRT_CopyToDeviceStream_Destroy = PJRT_CopyToDeviceStream_Destroy;
   api.PJRT_CopyToDeviceStream_AddChunk = PJRT_CopyToDeviceStream_AddChunk;
   api.PJRT_CopyToDeviceStream_TotalBytes = PJRT_CopyToDeviceStream_TotalBytes;

@@ -172,6 +172,10 @@ Status AttachBridge() {
       {bridge.buffer_to_host, "buffer_to_host"},
       {bridge.buffer_release, "buffer_release"},
       {bridge.memory_stats, "memory_stats"},
+      {bridge.cost_analysis, "cost_analysis"},
+      {bridge.memory_analysis, "memory_analysis"},
+      {bridge.buffer_copy, "buffer_copy"},
+      {bridge.buffer_pointer, "buffer_pointer"},
   };
   for (const auto& [slot, name] : slots) {
     if (slot == nullptr) {

@@ -22,11 +22,14 @@ from ..compiler import compile_program, ir
 from ..compiler.importer import module_text, stablehlo_versions
 from ..element_types import numpy_dtype
 from ..errors import InvalidArgumentError, UnimplementedError, XlaMetalError
-from . import serialization
+from . import hlo_program, introspection, serialization
 from .dtypes import NAME_OF_MLX_DTYPE, PJRT_TYPE, name_of_pjrt_type, to_mlx, to_numpy
 
 _handles: dict[int, Any] = {}
 _next_handle = itertools.count(1)
+# Buffers whose address was handed out (buffer_pointer): their array is never replaced from
+# then on, so the address stays valid as long as the handle lives.
+_pinned: set[int] = set()
 
 
 def _new_handle(obj: Any) -> int:
@@ -45,6 +48,7 @@ def _get(handle: int, kind: type) -> Any:
 
 def release(args: Any) -> None:
     _handles.pop(args.handle, None)
+    _pinned.discard(args.handle)
 
 
 # ------------------------------------------------------------------------------ client
@@ -118,11 +122,15 @@ def _tensor_types(types: list[Any], what: str) -> list[ir.TensorType]:
 
 
 def compile(args: Any) -> None:  # noqa: A001 - the PJRT verb
-    fmt = C.string_at(args.format, args.format_size).decode() if args.format_size else "mlir"
-    if fmt != "mlir":
+    fmt = C.string_at(args.format, args.format_size).decode(errors="replace") \
+        if args.format_size else "mlir"
+    code = C.string_at(args.code, args.code_size)
+    if fmt in ("hlo", "hlo_with_config"):  # PyTorch/XLA's and other XlaBuilder frontends'
+        code = hlo_program.to_stablehlo(code, with_config=fmt == "hlo_with_config")
+    elif fmt != "mlir":
         raise UnimplementedError(f"[compile] program format '{fmt}' is not supported "
-                                 f"(expected 'mlir')")
-    _compile_into(args, C.string_at(args.code, args.code_size))
+                                 f"(expected 'mlir', 'hlo' or 'hlo_with_config')")
+    _compile_into(args, code)
 
 
 def _platform(client: Client) -> str:
@@ -180,6 +188,25 @@ def program_text(args: Any) -> None:
     args.size = len(text)
 
 
+def cost_analysis(args: Any) -> None:
+    exe = _get(args.executable, Executable)
+    costs = introspection.cost_analysis(exe.code)
+    names = keep([keep(name.encode()) for name in costs])
+    name_array = keep((C.c_char_p * max(len(names), 1))(*names))
+    value_array = keep((C.c_double * max(len(costs), 1))(*costs.values()))
+    args.names = C.cast(name_array, C.POINTER(C.c_char_p))
+    args.values = C.cast(value_array, C.POINTER(C.c_double))
+    args.count = len(costs)
+
+
+def memory_analysis(args: Any) -> None:
+    sizes = introspection.memory_sizes(_get(args.executable, Executable).module)
+    args.argument_size = sizes.argument
+    args.output_size = sizes.output
+    args.alias_size = sizes.alias
+    args.temp_size = sizes.temp
+
+
 def execute(args: Any) -> None:
     exe = _get(args.executable, Executable)
     if args.num_args != len(exe.input_types):
@@ -201,6 +228,7 @@ def execute(args: Any) -> None:
         for i in range(args.num_args):
             if args.donated[i]:
                 _handles.pop(args.args[i], None)
+                _pinned.discard(args.args[i])
     with mx.stream(exe.client.device):
         outputs = exe.run(*inputs)
         mx.eval(outputs)
@@ -258,3 +286,63 @@ def buffer_to_host(args: Any) -> None:
                                    f"buffer has {host.nbytes}")
     if host.nbytes:
         C.memmove(args.dst, host.ctypes.data, host.nbytes)
+
+
+def _live_array(handle: int) -> mx.array:
+    array = _handles.get(handle)
+    if not isinstance(array, mx.array):
+        raise InvalidArgumentError(f"[transfer] buffer {handle} is not live (deleted?)")
+    return array
+
+
+def buffer_copy(args: Any) -> None:
+    # MLX arrays are immutable, so a copy on the same device may share the array: each
+    # handle keeps it alive on its own.
+    args.copy = _new_handle(_live_array(args.buffer))
+
+
+def _memory_range(array: mx.array) -> tuple[int, int] | None:
+    """[start, end) of a row-contiguous array's memory; None for a strided view."""
+    view = memoryview(array)  # type: ignore[arg-type]  # MLX arrays are buffers
+    if not view.c_contiguous:
+        return None
+    if view.nbytes == 0:
+        return 0, 0
+    start = np.frombuffer(view.cast("B"), np.uint8).ctypes.data
+    return start, start + view.nbytes
+
+
+def _shares_memory(handle: int, memory: tuple[int, int]) -> bool:
+    """Whether another live buffer's array overlaps `memory` (MLX shares memory between an
+    array and its reshapes, and a program may return its argument as its result)."""
+    start, end = memory
+    for other_handle, other in _handles.items():
+        if other_handle != handle and isinstance(other, mx.array):
+            other_memory = _memory_range(other)  # a strided view never hands out an address
+            if other_memory is not None and other_memory[0] < end and start < other_memory[1]:
+                return True
+    return False
+
+
+def buffer_pointer(args: Any) -> None:
+    """The address of the buffer's dense row-major data, valid while the handle lives.
+
+    Each buffer gets memory of its own, as on XLA's backends: before its first address is
+    handed out, a buffer whose array is a strided view, or overlaps another buffer's memory,
+    gets a row-contiguous copy in its place (the same values: arrays are immutable)."""
+    array = _live_array(args.buffer)
+    memory = _memory_range(array)
+    if args.buffer not in _pinned:
+        if memory is None:
+            array = mx.contiguous(array)
+        elif memory[1] > memory[0] and _shares_memory(args.buffer, memory):
+            array = mx.array(array)  # a copy
+        mx.eval(array)
+        memory = _memory_range(array)
+        if memory is None:
+            raise XlaMetalError("[transfer] internal error: MLX gave a strided array where a "
+                                "row-contiguous copy was asked for")
+        _handles[args.buffer] = array
+        _pinned.add(args.buffer)
+    assert memory is not None  # a pinned array is row-contiguous
+    args.address = memory[0]

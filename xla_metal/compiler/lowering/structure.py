@@ -32,6 +32,8 @@ CUSTOM_CALLS: dict[str, CustomCallRule] = {
     "Sharding": _identity,  # sharding annotations: one device, nothing to do
     "SPMDFullToShardShape": _identity,
     "SPMDShardToFullShape": _identity,
+    # HLO exported by JAX carries Shardy's result shardings as this one-operand identity.
+    "xla.sdy.FuncResultSharding": _identity,
 }
 
 
