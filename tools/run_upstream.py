@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,12 +52,16 @@ class FileResult:
 def parse_junit(path: Path, result: FileResult) -> None:
     for case in ET.parse(path).getroot().iter("testcase"):
         name = f"{case.get('classname', '')}.{case.get('name', '')}"
-        if case.find("failure") is not None:
-            result.failed += 1
-            result.failures.append(name)
-        elif case.find("error") is not None:
-            result.errors += 1
-            result.failures.append(name)
+        problem = case.find("failure")
+        if problem is None:
+            problem = case.find("error")
+        if problem is not None:
+            if problem.tag == "failure":
+                result.failed += 1
+            else:
+                result.errors += 1
+            cause = " ".join((problem.get("message") or "").split())[:160]
+            result.failures.append(f"{name} — {cause}")
         elif case.find("skipped") is not None:
             result.skipped += 1
         else:
@@ -95,7 +100,7 @@ def run_file(tests: Path, name: str, cases: int, budget: int, out: Path) -> File
 def report(results: list[FileResult], cases: int) -> str:
     lines = [f"# JAX upstream tests on 'metal' ({datetime.date.today()})", "",
              f"JAX_NUM_GENERATED_CASES={cases}; JAX_PLATFORMS=metal,cpu; command: "
-             f"`python tools/run_upstream.py --cases {cases}`", "",
+             f"`python tools/run_upstream.py --tests <jax tests> --cases {cases}`", "",
              "| file | passed | failed | errors | skipped | rate | status |",
              "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in results:
@@ -109,6 +114,13 @@ def report(results: list[FileResult], cases: int) -> str:
         total.skipped += r.skipped
     lines.append(f"| **total** | {total.passed} | {total.failed} | {total.errors} | "
                  f"{total.skipped} | {total.rate:.2%} | |")
+    causes: dict[str, int] = {}
+    for r in results:
+        for f in r.failures:
+            cause = f.split(" — ", 1)[-1][:90]
+            causes[cause] = causes.get(cause, 0) + 1
+    lines += ["", "## Causes (first 90 characters of the message, by count)", ""]
+    lines += [f"- {n} × {c}" for c, n in sorted(causes.items(), key=lambda kv: -kv[1])]
     lines += ["", "## Failures", ""]
     for r in results:
         for f in r.failures:
@@ -123,15 +135,20 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=1)
     parser.add_argument("--budget", type=int, default=900, help="seconds per file")
     parser.add_argument("--out", type=Path, default=Path("docs"))
+    parser.add_argument("--jobs", type=int, default=1, help="files run at once")
     args = parser.parse_args()
     work = Path(os.environ.get("TMPDIR", "/tmp")) / "xla-metal-upstream"
     work.mkdir(parents=True, exist_ok=True)
-    results = []
-    for name in args.files:
+
+    def run_one(name: str) -> FileResult:
         r = run_file(args.tests.resolve(), name, args.cases, args.budget, work)
         print(f"{name:36s} {r.passed:6d} passed {r.failed:5d} failed {r.errors:5d} errors "
               f"{r.skipped:5d} skipped  {r.rate:7.2%}  {r.status}", flush=True)
-        results.append(r)
+        return r
+
+    # Files are independent processes; --jobs runs several at once (results keep file order).
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        results = list(pool.map(run_one, args.files))
     args.out.mkdir(exist_ok=True)
     path = args.out / f"upstream-{datetime.date.today()}.md"
     path.write_text(report(results, args.cases))
