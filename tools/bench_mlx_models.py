@@ -118,11 +118,12 @@ def make_resnet_step(strides):
 
 def gru_loss(params, xs):
     hidden = params["wh"].shape[0]
-    xw = xs @ params["wx"] + params["b"]
     h = mx.zeros((xs.shape[1], hidden), xs.dtype)
     total = mx.zeros((), xs.dtype)
     for t in range(xs.shape[0]):  # unrolled under mx.compile: MLX has no scan
-        xr, xz, xn = mx.split(xw[t], 3, axis=-1)
+        # the input product per step: slicing a [T, B, 3H] product instead would make the
+        # gradient scatter into a zero [T, B, 3H] array once per step
+        xr, xz, xn = mx.split(xs[t] @ params["wx"] + params["b"], 3, axis=-1)
         hr, hz, hn = mx.split(h @ params["wh"], 3, axis=-1)
         r = mx.sigmoid(xr + hr)
         z = mx.sigmoid(xz + hz)

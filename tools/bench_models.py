@@ -61,8 +61,10 @@ def load_blas(path: str) -> bool:
 
 
 def measure(runners: dict[str, Callable[[], object]], warmup: int, repeats: int
-            ) -> tuple[dict[str, list[float]], dict[str, float]]:
-    """Seconds per call of each runner, alternating them; also each one's first-call time."""
+            ) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, float]]:
+    """Wall and process-CPU seconds per call of each runner, alternating them; also each
+    one's first-call time. CPU time counts every thread of this process, so it is the
+    steadier measure when other work shares the machine."""
     first: dict[str, float] = {}
     for name, run in runners.items():
         start = time.perf_counter()
@@ -70,14 +72,16 @@ def measure(runners: dict[str, Callable[[], object]], warmup: int, repeats: int
         first[name] = time.perf_counter() - start
         for _ in range(warmup - 1):
             run()
-    times: dict[str, list[float]] = {name: [] for name in runners}
+    wall: dict[str, list[float]] = {name: [] for name in runners}
+    cpu: dict[str, list[float]] = {name: [] for name in runners}
     names = list(runners)
     for rep in range(repeats):
         for name in names[rep % len(names):] + names[:rep % len(names)]:
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             runners[name]()
-            times[name].append(time.perf_counter() - start)
-    return times, first
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - cpu_start)
+    return wall, cpu, first
 
 
 def main() -> None:
@@ -100,8 +104,9 @@ def main() -> None:
         if name not in wanted:
             continue
         workload = wl.WORKLOADS[name](args)
-        times, first = measure(workload.runners, args.warmup, args.repeats)
-        row = {"name": workload.title, **{c: statistics.median(times[c]) for c in CONTENDERS},
+        wall, cpu, first = measure(workload.runners, args.warmup, args.repeats)
+        row = {"name": workload.title, **{c: statistics.median(wall[c]) for c in CONTENDERS},
+               "cpu_time": {c: statistics.median(cpu[c]) for c in CONTENDERS},
                "first": first, "loss": workload.first_loss(),
                "peak": {c: wl.step_peak_bytes(workload.runners[c]) for c in ("metal", "mlx")}}
         if name == "gru":

@@ -13,6 +13,7 @@ from ..errors import InvalidArgumentError, ResourceExhaustedError, Unimplemented
 from ..runtime.dtypes import MLX_DTYPE
 from . import ir
 from .ir import PURE, Block, Module, Op, TensorType, TupleType
+from .rewrites import rewrite
 
 Pass = Callable[[Module], Module]
 
@@ -123,6 +124,7 @@ def eliminate_dead_code(module: Module) -> Module:
 PIPELINE: list[tuple[str, Pass]] = [
     ("check element types", check_dtypes),
     ("check array sizes", check_sizes),
+    ("rewrite patterns, mark counted loops", rewrite),
     ("eliminate dead code", eliminate_dead_code),
 ]
 

@@ -48,16 +48,26 @@ def dot_general(lhs: mx.array, rhs: mx.array, dims: DotDims, out_dtype: mx.Dtype
     batch_shape = [lhs.shape[d] for d in lb]
     lf_shape = [lhs.shape[d] for d in lf]
     rf_shape = [rhs.shape[d] for d in rf]
-    bsz = math.prod(batch_shape)
     k = math.prod(lhs.shape[d] for d in lc)
-    a = mx.transpose(lhs, lb + lf + lc).reshape(bsz, math.prod(lf_shape), k)
-    b = mx.transpose(rhs, rb + rc + rf).reshape(bsz, k, math.prod(rf_shape))
-    a = a.astype(out_dtype)
-    b = b.astype(out_dtype)
+    # Transposes are views MLX's matmul reads in place; a reshape of a transposed view is a
+    # copy, so operands are collapsed to [*batch, M, K] / [*batch, K, N] only when they have
+    # several (or no) free or contracting dims.
+    a = mx.transpose(lhs, lb + lf + lc)
+    if len(lf) != 1 or len(lc) != 1:
+        a = a.reshape(*batch_shape, math.prod(lf_shape), k)
+    b = mx.transpose(rhs, rb + rc + rf)
+    if len(rf) != 1 or len(rc) != 1:
+        b = b.reshape(*batch_shape, k, math.prod(rf_shape))
+    if a.dtype != out_dtype:
+        a = a.astype(out_dtype)
+    if b.dtype != out_dtype:
+        b = b.astype(out_dtype)
     if out_dtype in _INEXACT:
-        out = mx.matmul(a, b) if k > 0 else mx.zeros((bsz, a.shape[1], b.shape[2]), out_dtype)
+        out = mx.matmul(a, b) if k > 0 else \
+            mx.zeros((*batch_shape, a.shape[-2], b.shape[-1]), out_dtype)
     else:
-        out = _int_matmul(a, b)
+        bsz = math.prod(batch_shape)
+        out = _int_matmul(a.reshape(bsz, a.shape[-2], k), b.reshape(bsz, k, b.shape[-1]))
     return out.reshape((*batch_shape, *lf_shape, *rf_shape))
 
 
