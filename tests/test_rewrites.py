@@ -156,3 +156,30 @@ def test_data_dependent_while_is_not_counted():
     (loop,) = _loops(f, x)
     assert "trip_count" not in loop.attrs
     compare(f, x)
+
+
+# ------------------------------------------- convolutions run as one matmul per position
+
+
+def _conv(x, w, stride, pad):
+    return lax.conv_general_dilated(x, w, (stride, stride), [(pad, pad), (pad, pad)],
+                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def test_weight_gradient_of_strided_convolutions():
+    def grads(x, w3, w1):
+        def loss(w3, w1):
+            return jnp.sum(jnp.tanh(_conv(x, w3, 2, 1)) * _conv(x, w1, 2, 0))
+        return jax.grad(loss, argnums=(0, 1))(w3, w1)
+
+    x, w3, w1 = f32(2, 8, 8, 3), f32(3, 3, 3, 4), f32(1, 1, 3, 4)
+    compare(grads, x, w3, w1, tol=(1e-4, 1e-5))
+
+
+def test_weight_gradient_stride_one_and_small_window_forward():
+    def f(x, w):
+        y = _conv(x, w, 1, 2)  # 5x5 window on a 3x3 output: the per-position path
+        return y, jax.grad(lambda w: jnp.sum(_conv(x, w, 1, 1) ** 2))(w[1:4, 1:4])
+
+    x, w = f32(2, 3, 3, 2), f32(5, 5, 2, 3)
+    compare(f, x, w, tol=(1e-4, 1e-5))

@@ -7,6 +7,7 @@ chunks of the contracting dim so the broadcast product stays small.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import mlx.core as mx
@@ -95,6 +96,32 @@ def _check_convolution(op: Operation) -> None:
 register_check(Op.CONVOLUTION, _check_convolution)
 
 
+# A convolution with at most this many output positions and a larger window (JAX's weight
+# gradient: the window is the activation, the output the kernel's size) runs as one matmul
+# per output position; MLX's CPU convolution takes seconds on such shapes when dilated.
+_MAX_POSITIONS = 16
+
+
+def _conv_by_output_position(x: mx.array, w: mx.array, strides: list[int],
+                             pads: list[tuple[int, int]], dilation: list[int],
+                             out_spatial: list[int]) -> mx.array:
+    """x [N, *spatial, C], w [O, *window, C] -> [N, *out_spatial, O], exactly a convolution
+    without input dilation or groups: out[n, p, o] = sum over window u, channel c of
+    x_padded[n, p * stride + u * dilation, c] * w[o, u, c]."""
+    if any(lo or hi for lo, hi in pads):
+        x = pad(x, mx.zeros((), dtype=x.dtype), [0, *[p[0] for p in pads], 0],
+                [0, *[p[1] for p in pads], 0], [0] * x.ndim)
+    window = w.shape[1:-1]
+    kernel = w.reshape(w.shape[0], -1).T  # [window * C, O]
+    columns = []
+    for position in itertools.product(*[range(n) for n in out_spatial]):
+        index = tuple([slice(None)] + [slice(p * s, p * s + (k - 1) * d + 1, d) for p, s, k, d
+                                       in zip(position, strides, window, dilation, strict=True)]
+                      + [slice(None)])
+        columns.append(x[index].reshape(x.shape[0], -1) @ kernel)
+    return mx.stack(columns, axis=1).reshape(x.shape[0], *out_spatial, w.shape[0])
+
+
 @lowering(Op.CONVOLUTION)
 @single
 def _convolution(ctx, op: Operation, lhs: mx.array, rhs: mx.array) -> mx.array:
@@ -132,7 +159,11 @@ def _convolution(ctx, op: Operation, lhs: mx.array, rhs: mx.array) -> mx.array:
                                flip=False)
 
     bg = int(op.attrs.get("batch_group_count", 1))
-    if bg == 1:
+    out_spatial = [out_type(op).shape[d] for d in dn.output_spatial_dimensions]
+    if bg == 1 and groups == 1 and all(d == 1 for d in lhs_dil) and \
+            0 < math.prod(out_spatial) <= _MAX_POSITIONS < math.prod(w.shape[1:-1]):
+        out = _conv_by_output_position(x, w, strides, pads, rhs_dil, out_spatial)
+    elif bg == 1:
         out = conv(x, w)
     else:  # batch group g (of the batch split group-major) meets output features group g
         nb, no = x.shape[0] // bg, w.shape[0] // bg
