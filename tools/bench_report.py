@@ -47,7 +47,7 @@ def _plot(rows: list[dict], path: str) -> str:
         ax.set_title(f"{title} per training step relative to native MLX", fontsize=9)
         ax.set_xlabel("lower is faster")
     axes[0].set_yticks(list(ys), names)
-    axes[1].legend(fontsize=8)
+    axes[1].legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return f"plot: {path}"
