@@ -22,8 +22,9 @@ from .lowering import registry
 
 _USE_MX_COMPILE = os.environ.get("XLA_METAL_MX_COMPILE", "1") != "0"
 
-# Depth of mx.compile traces in progress on this thread: a compiled function's Python body
-# runs only while MLX traces it, and nothing may be evaluated then.
+# Depth of mx.compile traces in progress: a compiled function's Python body runs only while
+# MLX traces it, and nothing may be evaluated then. Shared by all threads: another thread's
+# trace only makes a counted loop skip its periodic async_eval and nested compile, both safe.
 TRACING = [0]
 
 
