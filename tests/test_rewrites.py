@@ -183,3 +183,18 @@ def test_weight_gradient_stride_one_and_small_window_forward():
 
     x, w = f32(2, 3, 3, 2), f32(5, 5, 2, 3)
     compare(f, x, w, tol=(1e-4, 1e-5))
+
+
+def test_input_gradient_of_strided_convolutions():  # input dilation, done by hand
+    def grad_x(x, w3, w1):
+        return jax.grad(lambda x: jnp.sum(jnp.tanh(_conv(x, w3, 2, 1)) * _conv(x, w1, 2, 0)))(x)
+
+    x, w3, w1 = f32(2, 8, 8, 3), f32(3, 3, 3, 4), f32(1, 1, 3, 4)
+    compare(grad_x, x, w3, w1, tol=(1e-4, 1e-5))
+
+
+def test_transposed_convolution():
+    def f(x, w):
+        return lax.conv_transpose(x, w, (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    compare(f, f32(2, 5, 5, 3), f32(3, 3, 3, 4), tol=(1e-4, 1e-5))
