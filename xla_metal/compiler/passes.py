@@ -15,6 +15,7 @@ from ..errors import InvalidArgumentError, ResourceExhaustedError, Unimplemented
 from ..runtime.dtypes import MLX_DTYPE
 from . import ir
 from .ir import PURE, Block, Module, Op, TensorType, TupleType
+from .rewrites import rewrite
 
 Pass = Callable[[Module], Module]
 
@@ -159,6 +160,7 @@ PIPELINE: list[tuple[str, Pass]] = [
     ("check element types", check_dtypes),
     ("check array sizes", check_sizes),
     ("fold zero-size values", fold_empty_values),
+    ("rewrite patterns, mark counted loops", rewrite),
     ("eliminate dead code", eliminate_dead_code),
 ]
 

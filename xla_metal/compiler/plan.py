@@ -22,6 +22,22 @@ from .lowering import registry
 
 _USE_MX_COMPILE = os.environ.get("XLA_METAL_MX_COMPILE", "1") != "0"
 
+# Depth of mx.compile traces in progress: a compiled function's Python body runs only while
+# MLX traces it, and nothing may be evaluated then. Shared by all threads: another thread's
+# trace only makes a counted loop skip its periodic async_eval and nested compile, both safe.
+TRACING = [0]
+
+
+def compiled(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """mx.compile(fn), with TRACING raised while MLX traces it."""
+    def traced(*args: Any) -> Any:
+        TRACING[0] += 1
+        try:
+            return fn(*args)
+        finally:
+            TRACING[0] -= 1
+    return mx.compile(traced)
+
 
 class RuleContext:
     """What a rule may ask for while running: its op's regions and the module's functions."""
@@ -121,7 +137,7 @@ def _has_control_flow(module: Module, function: str, seen: set[str] | None = Non
         return False
     seen.add(function)
     for operation in ir.walk(module.functions[function].body):
-        if operation.op in CONTROL_FLOW:
+        if operation.op in CONTROL_FLOW and not operation.attrs.get("unroll"):
             return True
         callee = operation.attrs.get("callee") or operation.attrs.get("decomposition")
         if callee and _has_control_flow(module, callee, seen):
@@ -153,5 +169,5 @@ class Program:
     def entry(self) -> Callable[..., list[Any]]:
         fn = self.function(self.module.entry)
         if _USE_MX_COMPILE and not _has_control_flow(self.module, self.module.entry):
-            return mx.compile(fn)
+            return compiled(fn)
         return fn

@@ -1,0 +1,200 @@
+"""compiler/rewrites.py: each rewrite fires where it should, and results match JAX's CPU."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from tests.direct import artifact, run_direct
+from tests.op_table import check
+from xla_metal.compiler import compile_program, rewrites
+from xla_metal.compiler.ir import Op, walk
+from xla_metal.compiler.lowering import control
+
+CPU = jax.devices("cpu")[0]
+RNG = np.random.default_rng(0)
+
+
+def compare(fn, *args, tol=(2e-5, 1e-6)):
+    with jax.default_device(CPU):
+        want = [np.asarray(a) for a in jax.tree_util.tree_leaves(jax.jit(fn)(*args))]
+    got = run_direct(fn, *args)
+    assert len(got) == len(want)
+    for i, (w, g) in enumerate(zip(want, got, strict=True)):
+        check(w, g, tol, f"result {i}")
+
+
+def ops_of(fn, *args):
+    module = compile_program(artifact(fn, *args)).module
+    return [o for f in module.functions.values() for o in walk(f.body)]
+
+
+def f32(*shape):
+    return RNG.standard_normal(shape).astype(np.float32)
+
+
+# ---------------------------------------------------------------- transpose(dot) folding
+
+
+def test_weight_gradient_dot_is_folded():
+    def grad_w(w, x):
+        return jax.grad(lambda w: jnp.sum(jnp.tanh(x @ w)))(w)
+
+    w, x = f32(8, 4), f32(16, 8)
+    assert not any(o.op is Op.TRANSPOSE for o in ops_of(grad_w, w, x))
+    compare(grad_w, w, x)
+
+
+def test_batched_dot_transpose_folded():
+    def f(a, b):
+        return jnp.einsum("bij,bjk->bki", a, b)
+
+    a, b = f32(3, 5, 7), f32(3, 7, 2)
+    assert not any(o.op is Op.TRANSPOSE for o in ops_of(f, a, b))
+    compare(f, a, b)
+
+
+def test_transpose_that_is_not_a_swap_is_kept():
+    def f(a, b):  # [2, 5, 6] result; (1, 0, 2) keeps a free dim of each side apart
+        return jnp.transpose(jnp.einsum("ij,jkl->ikl", a, b), (1, 0, 2))
+
+    a, b = f32(2, 3), f32(3, 5, 6)
+    assert any(o.op is Op.TRANSPOSE for o in ops_of(f, a, b))
+    compare(f, a, b)
+
+
+def test_dot_with_two_users_is_not_folded():
+    def f(a, b):
+        d = a @ b
+        return d.T, d
+
+    a, b = f32(4, 3), f32(3, 5)
+    assert any(o.op is Op.TRANSPOSE for o in ops_of(f, a, b))
+    compare(f, a, b)
+
+
+# ---------------------------------------------------------------------- counted loops
+
+
+def _loops(fn, *args):
+    return [o for o in ops_of(fn, *args) if o.op is Op.WHILE]
+
+
+def test_scan_is_counted_and_reads_nothing():
+    def f(xs):
+        return lax.scan(lambda c, x: (jnp.sin(c) + x, c * x), jnp.zeros(3, xs.dtype), xs)
+
+    xs = f32(20, 3)
+    (loop,) = _loops(f, xs)
+    assert loop.attrs["trip_count"] == 20 and loop.attrs["unroll"]
+    before = control.HOST_READS[0]
+    compare(f, xs)
+    assert control.HOST_READS[0] == before
+
+
+def test_scan_grad_counted():
+    def f(w, xs):
+        def loss(w):
+            _, ys = lax.scan(lambda h, x: (jnp.tanh(h @ w + x),) * 2, jnp.zeros(4), xs)
+            return jnp.sum(ys ** 2)
+        return jax.value_and_grad(loss)(w)
+
+    w, xs = f32(4, 4) * 0.5, f32(12, 4)
+    assert all(o.attrs.get("trip_count") == 12 for o in _loops(f, w, xs))
+    compare(f, w, xs, tol=(1e-4, 1e-5))
+
+
+def test_fori_loop_with_offset_bounds():
+    def f(x):
+        return lax.fori_loop(3, 11, lambda i, a: a * 1.5 + i, x)
+
+    x = f32(5)
+    (loop,) = _loops(f, x)
+    assert loop.attrs["trip_count"] == 8
+    compare(f, x)
+
+
+def test_empty_counted_loop():
+    def f(x):
+        return lax.fori_loop(4, 4, lambda i, a: a + 1.0, x)
+
+    compare(f, f32(3))
+
+
+def test_long_loop_runs_on_the_host_without_reads():
+    def f(x):
+        return lax.fori_loop(0, 300, lambda i, a: a * 0.99 + 0.01, x)
+
+    x = f32(4)
+    saved = rewrites.UNROLL_LIMIT
+    rewrites.UNROLL_LIMIT = 10
+    try:
+        (loop,) = _loops(f, x)
+        assert loop.attrs["trip_count"] == 300 and not loop.attrs["unroll"]
+        before = control.HOST_READS[0]
+        compare(f, x)
+        assert control.HOST_READS[0] == before
+    finally:
+        rewrites.UNROLL_LIMIT = saved
+
+
+def test_nested_counted_loops():
+    def f(x):
+        return lax.fori_loop(0, 4, lambda i, a: lax.fori_loop(0, 3, lambda j, b: b + i * j, a),
+                             x)
+
+    compare(f, f32(2))
+
+
+def test_data_dependent_while_is_not_counted():
+    def f(x):
+        return lax.while_loop(lambda a: jnp.sum(a) < 100.0, lambda a: a * 2.0 + 1.0, x)
+
+    x = np.abs(f32(3)) + 0.1
+    (loop,) = _loops(f, x)
+    assert "trip_count" not in loop.attrs
+    compare(f, x)
+
+
+# ------------------------------------------- convolutions run as one matmul per position
+
+
+def _conv(x, w, stride, pad):
+    return lax.conv_general_dilated(x, w, (stride, stride), [(pad, pad), (pad, pad)],
+                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def test_weight_gradient_of_strided_convolutions():
+    def grads(x, w3, w1):
+        def loss(w3, w1):
+            return jnp.sum(jnp.tanh(_conv(x, w3, 2, 1)) * _conv(x, w1, 2, 0))
+        return jax.grad(loss, argnums=(0, 1))(w3, w1)
+
+    x, w3, w1 = f32(2, 8, 8, 3), f32(3, 3, 3, 4), f32(1, 1, 3, 4)
+    compare(grads, x, w3, w1, tol=(1e-4, 1e-5))
+
+
+def test_weight_gradient_stride_one_and_small_window_forward():
+    def f(x, w):
+        y = _conv(x, w, 1, 2)  # 5x5 window on a 3x3 output: the per-position path
+        return y, jax.grad(lambda w: jnp.sum(_conv(x, w, 1, 1) ** 2))(w[1:4, 1:4])
+
+    x, w = f32(2, 3, 3, 2), f32(5, 5, 2, 3)
+    compare(f, x, w, tol=(1e-4, 1e-5))
+
+
+def test_input_gradient_of_strided_convolutions():  # input dilation, done by hand
+    def grad_x(x, w3, w1):
+        return jax.grad(lambda x: jnp.sum(jnp.tanh(_conv(x, w3, 2, 1)) * _conv(x, w1, 2, 0)))(x)
+
+    x, w3, w1 = f32(2, 8, 8, 3), f32(3, 3, 3, 4), f32(1, 1, 3, 4)
+    compare(grad_x, x, w3, w1, tol=(1e-4, 1e-5))
+
+
+def test_transposed_convolution():
+    def f(x, w):
+        return lax.conv_transpose(x, w, (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    compare(f, f32(2, 5, 5, 3), f32(3, 3, 3, 4), tol=(1e-4, 1e-5))
