@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from tests.op_table import check, np_dtype, tolerance, Case
+from tests.op_table import Case, check, np_dtype, tolerance
 
 
 def _run(fn, args, device):
@@ -101,3 +101,29 @@ def test_conv_complex_grad(metal, cpu):
     conv = lambda x, w: lax.conv_general_dilated(x, w, (1,), "SAME")
     fn = jax.grad(lambda x, w: jnp.sum(jnp.abs(conv(x, w)) ** 2), argnums=(0, 1))
     _same(fn, (x, w), metal, cpu, "complex64", tol=(1e-4, 1e-4))
+
+
+def test_float_remainder_special_values(metal, cpu):
+    # C fmod: x % 0 and x % nan are nan for every x, zeros included; the sign is x's
+    v = np.array([0, -0.0, 1.5, -1.5, 7, -7, np.inf, -np.inf, np.nan, 1e30, -1e-30], np.float32)
+    x, y = (a.ravel() for a in np.meshgrid(v, v))
+    _same(lax.rem, (x, y), metal, cpu)
+    _same(lambda x, y: jnp.divmod(x, y), (x, y), metal, cpu)
+    x16 = np.array([0, -0.0, 1.5, -7, np.inf, np.nan], np.float16)
+    _same(lax.rem, (x16, np.zeros_like(x16)), metal, cpu, "float16")
+
+
+@pytest.mark.parametrize("shape,fn", [((0,), jnp.fft.fft), ((3, 0), jnp.fft.fft),
+                                      ((0, 4), jnp.fft.ifft), ((0, 6), jnp.fft.rfft)])
+def test_fft_of_nothing(shape, fn, metal, cpu):
+    x = np.zeros(shape, np.float32 if fn is jnp.fft.rfft else np.complex64)
+    _same(fn, (x,), metal, cpu, "complex64")
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "uint32", "uint64"])
+def test_rng_bit_generator_widths(dtype, metal, cpu):
+    with jax.enable_x64(True):
+        key = np.array([0x1234567890ABCDEF, 5], np.uint64)
+        fn = lambda k: lax.rng_bit_generator(k, (3, 5), dtype=np_dtype(dtype),
+                                             algorithm=lax.RandomAlgorithm.RNG_PHILOX)
+        _same(fn, (key,), metal, cpu, dtype)

@@ -370,8 +370,9 @@ def _int_rem(x: mx.array, y: mx.array) -> mx.array:
 
 def _float_rem(x: mx.array, y: mx.array) -> mx.array:
     r = mx.remainder(mx.abs(x), mx.abs(y))  # both >= 0: floor mod == fmod, exactly
-    r = mx.where(y == 0, const(math.nan, x.dtype), r)
-    return mx.where(x < 0, -r, mx.where(x == 0, x, r))
+    r = mx.where(x < 0, -r, mx.where(x == 0, x, r))  # the sign of x, zeros included
+    # after the zero case: 0 % 0 and 0 % nan are nan too
+    return mx.where((y == 0) | mx.isnan(y), const(math.nan, x.dtype), r)
 
 
 def _int_pow(x: mx.array, y: mx.array) -> mx.array:
