@@ -127,3 +127,23 @@ def test_rng_bit_generator_widths(dtype, metal, cpu):
         fn = lambda k: lax.rng_bit_generator(k, (3, 5), dtype=np_dtype(dtype),
                                              algorithm=lax.RandomAlgorithm.RNG_PHILOX)
         _same(fn, (key,), metal, cpu, dtype)
+
+
+_INF = np.inf
+_EDGE = np.array([complex(-_INF, 0), complex(-_INF, _INF), complex(-_INF, -_INF),
+                  complex(_INF, 2), complex(1.7e23, 0), complex(88.5, 0), complex(0.5, -1.5),
+                  complex(0, _INF), complex(-3, 0)], np.complex64)
+
+
+@pytest.mark.parametrize("name", ["sign", "cosh", "tan", "expm1", "conjugate", "arcsin",
+                                  "arccos", "sqrt", "square", "exp"])
+def test_complex_functions_at_infinities(name, metal, cpu):
+    # JAX builds several of these from parts (lax.complex), where 1j * inf must not be nan
+    _same(getattr(jnp, name), (_EDGE,), metal, cpu, "complex64")
+
+
+def test_complex_from_infinite_parts(metal, cpu):
+    re = np.array([_INF, -_INF, np.nan, 0, 1], np.float32)
+    im = np.array([_INF, 0, 1, -_INF, np.nan], np.float32)
+    _same(lax.complex, (re, im), metal, cpu, "complex64")
+

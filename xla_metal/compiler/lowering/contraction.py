@@ -16,6 +16,7 @@ from ...errors import UnimplementedError
 from ...runtime import dtypes as _dtypes
 from ..importer import ConvDims, DotDims
 from ..ir import Op, Operation
+from .elementwise import make_complex
 from .registry import lowering, register_check, single
 from .shape import out_type, pad
 
@@ -121,7 +122,7 @@ def _complex_conv(x: mx.array, w: mx.array, win: _Window) -> mx.array:
     xr, xi, wr, wi = mx.real(x), mx.imag(x), mx.real(w), mx.imag(w)
     re = _float_conv(xr, wr, win) - _float_conv(xi, wi, win)
     im = _float_conv(xr, wi, win) + _float_conv(xi, wr, win)
-    return re + 1j * im.astype(mx.complex64)
+    return make_complex(re, im)
 
 
 def _exact_conv(x: mx.array, w: mx.array, win: _Window) -> mx.array:
