@@ -147,3 +147,18 @@ def test_complex_from_infinite_parts(metal, cpu):
     im = np.array([_INF, 0, 1, -_INF, np.nan], np.float32)
     _same(lax.complex, (re, im), metal, cpu, "complex64")
 
+
+
+def test_collectives_over_one_device(metal, cpu):
+    # pmap over one device: psum, pmax, all_gather, psum_scatter and axis_index have one
+    # participant each
+    def body(z):
+        return (lax.psum(jnp.sin(z), "i"), lax.pmax(z, "i"), lax.all_gather(z, "i"),
+                lax.psum_scatter(z, "i", tiled=True), lax.axis_index("i"))
+
+    x = np.arange(4, dtype=np.float32).reshape(1, 4)
+    expected = jax.pmap(body, axis_name="i", devices=[cpu])(x)
+    got = jax.pmap(body, axis_name="i", devices=[metal])(x)
+    for e, g in zip(jax.tree_util.tree_leaves(expected), jax.tree_util.tree_leaves(got),
+                    strict=True):
+        check(np.asarray(e), np.asarray(g), (1e-6, 1e-6), "pmap")
