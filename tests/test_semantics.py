@@ -162,3 +162,11 @@ def test_collectives_over_one_device(metal, cpu):
     for e, g in zip(jax.tree_util.tree_leaves(expected), jax.tree_util.tree_leaves(got),
                     strict=True):
         check(np.asarray(e), np.asarray(g), (1e-6, 1e-6), "pmap")
+
+
+def test_composite_with_a_dtype_attribute(metal, cpu):
+    def fn(x):
+        return lax.composite(lambda x, **_: lax.sin(x) / lax.cos(x), "my.tangent")(
+            x, dtype=np.dtype(np.float32), int=1, str="bar")
+
+    _same(fn, (np.array([0.0, 0.7, 2.0], np.float32),), metal, cpu)
