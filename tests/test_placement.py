@@ -84,8 +84,12 @@ def test_placed_plan_gives_jax_values(platform, cpu):
     with jax.enable_x64(True):
         expected = [np.asarray(e) for e in jax.jit(_mixed)(*[jax.device_put(a, cpu)
                                                               for a in args])]
-    outputs = program.entry()(*[to_mlx(a, a.dtype.name) for a in args])
-    mx.eval(outputs)
+    # a 'cpu' plan runs on MLX's CPU device; a 'gpu' plan on the default device (the GPU,
+    # where there is one: then the placement is what makes it run at all)
+    device = mx.cpu if platform == "cpu" else mx.default_device()
+    with mx.stream(device):
+        outputs = program.entry()(*[to_mlx(a, a.dtype.name) for a in args])
+        mx.eval(outputs)
     got = [to_numpy(o) for o in outputs]
     assert len(got) == len(expected)
     for e, g in zip(expected, got, strict=True):
