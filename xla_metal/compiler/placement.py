@@ -22,6 +22,9 @@ from .ir import CONTROL_FLOW, Op, Operation, TensorType, TupleType
 
 # Element types MLX's GPU streams cannot hold.
 CPU_ONLY_DTYPES = frozenset({"float64", "complex128"})
+# Ops MLX runs on its CPU stream only, whatever their types (linear algebra: mx.linalg has no
+# GPU kernels). Rules that need it add their op here.
+CPU_ONLY_OPS: set[Op] = set()
 # Ops that hand values on to other steps and compute nothing themselves.
 _ROUTING = CONTROL_FLOW | {Op.CALL, Op.COMPOSITE}
 
@@ -36,6 +39,8 @@ def needs_cpu_stream(operation: Operation, platform: str) -> bool:
     """Whether `operation` must run on the CPU stream when compiled for `platform`."""
     if platform != "gpu" or operation.op in _ROUTING:
         return False
+    if operation.op in CPU_ONLY_OPS:
+        return True
     types = [v.type for v in (*operation.operands, *operation.results)]
     return any(d in CPU_ONLY_DTYPES for t in types for d in _dtypes(t))
 
