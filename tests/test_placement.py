@@ -113,3 +113,13 @@ def test_placed_straight_line_plan_through_mx_compile(cpu):
     mx.eval(outputs)
     for e, g in zip(expected, [to_numpy(o) for o in outputs], strict=True):
         check(e, g, (1e-6, 1e-6), "straight")
+
+
+def test_cpu_only_ops_are_placed_whatever_their_types(monkeypatch):
+    from xla_metal.compiler import placement
+
+    monkeypatch.setattr(placement, "CPU_ONLY_OPS", {Op.TANH})
+    program, _ = _program("gpu")
+    assert Op.TANH in {o.op for o in program.cpu_stream_ops()}
+    assert compile_program(artifact(jnp.tanh, np.ones(3, np.float32)), "cpu") \
+        .cpu_stream_ops() == []
