@@ -132,11 +132,12 @@ def test_rng_bit_generator_widths(dtype, metal, cpu):
 _INF = np.inf
 _EDGE = np.array([complex(-_INF, 0), complex(-_INF, _INF), complex(-_INF, -_INF),
                   complex(_INF, 2), complex(1.7e23, 0), complex(88.5, 0), complex(0.5, -1.5),
-                  complex(0, _INF), complex(-3, 0)], np.complex64)
+                  complex(0, _INF), complex(-3, 0), complex(_INF, -_INF), complex(88.7, 0),
+                  complex(-_INF, 1)], np.complex64)
 
 
-@pytest.mark.parametrize("name", ["sign", "cosh", "tan", "expm1", "conjugate", "arcsin",
-                                  "arccos", "sqrt", "square", "exp"])
+@pytest.mark.parametrize("name", ["sign", "cosh", "sinh", "tan", "expm1", "conjugate",
+                                  "arcsin", "arccos", "sqrt", "square", "exp"])
 def test_complex_functions_at_infinities(name, metal, cpu):
     # JAX builds several of these from parts (lax.complex), where 1j * inf must not be nan
     _same(getattr(jnp, name), (_EDGE,), metal, cpu, "complex64")

@@ -128,6 +128,16 @@ def _complex_cosh(x: mx.array) -> mx.array:
     return mx.where(mx.isinf(re), edge, mx.cosh(x))
 
 
+def _complex_exp(x: mx.array) -> mx.array:
+    # e^re (cos im + i sin im), as XLA: no C99 special cases at infinite parts (C99 and MLX
+    # give exp(-inf + inf j) = 0, XLA nan), and im = 0 stays exactly real
+    # e^re is applied in two halves, so e^re sin(im) is finite where only e^re overflows
+    re, im = mx.real(x), mx.imag(x)
+    h = mx.exp(re * 0.5)
+    return make_complex(mx.where(im == 0, h * h, (h * mx.cos(im)) * h),
+                        mx.where(im == 0, im, (h * mx.sin(im)) * h))
+
+
 def _complex_tan(x: mx.array) -> mx.array:
     # tan(±inf + y j), y finite, has no limit: nan + nan j (MLX gives nan + 0j)
     re, im = mx.real(x), mx.imag(x)
@@ -156,7 +166,8 @@ def _expm1(x: mx.array) -> mx.array:
     s = mx.sin(im * 0.5)
     real = mx.expm1(re) * mx.cos(im) - 2 * s * s
     # on the real axis the imaginary part is exactly im (e^re sin(0) is nan once e^re is inf)
-    return make_complex(real, mx.where(im == 0, im, mx.exp(re) * mx.sin(im)))
+    h = mx.exp(re * 0.5)  # e^re in two halves, as in _complex_exp
+    return make_complex(real, mx.where(im == 0, im, (h * mx.sin(im)) * h))
 
 
 def _not_int(x: mx.array) -> mx.array:
@@ -272,7 +283,7 @@ def _abs_int(x: mx.array) -> mx.array:
 
 
 for _op, _fn in [
-    (Op.EXP, mx.exp), (Op.EXPM1, _expm1), (Op.LOG, mx.log), (Op.LOG1P, mx.log1p),
+    (Op.EXPM1, _expm1), (Op.LOG, mx.log), (Op.LOG1P, mx.log1p),
     (Op.LOGISTIC, mx.sigmoid), (Op.SQRT, mx.sqrt), (Op.RSQRT, mx.rsqrt), (Op.CBRT, _cbrt),
     (Op.SIN, mx.sin), (Op.COS, mx.cos), (Op.TANH, mx.tanh),
     (Op.FLOOR, mx.floor), (Op.CEIL, mx.ceil), (Op.ROUND_AFZ, _round_afz),
@@ -289,6 +300,7 @@ register_family(Op.NEGATE, **{"*": mx.negative, "b": lambda x: x})
 register_family(Op.SIGN, f=_sign, i=_sign, c=_complex_sign)
 register_family(Op.CHLO_COSH, f=mx.cosh, c=_complex_cosh)
 register_family(Op.TAN, f=mx.tan, c=_complex_tan)
+register_family(Op.EXP, f=mx.exp, c=_complex_exp)
 register_family(Op.CHLO_TAN, f=mx.tan, c=_complex_tan)
 register_family(Op.NOT, b=mx.logical_not, i=_not_int)
 register_lowering(Op.IS_FINITE, partial(_nary, mx.isfinite))
