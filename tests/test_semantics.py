@@ -26,6 +26,9 @@ def _same(fn, args, metal, cpu, dtype="float32", tol=None):
     tol = tol or tolerance(Case("x", fn, lambda r, d: ()), dtype)
     for e, g in zip(expected, got, strict=True):
         check(e, g, tol, f"{dtype}")
+        if e.dtype.kind == "c":  # numpy counts inf + nan j as nan: compare the parts too
+            check(e.real, g.real, tol, f"{dtype} real part")
+            check(e.imag, g.imag, tol, f"{dtype} imaginary part")
 
 
 def _values(rng, shape, dtype):
@@ -140,7 +143,8 @@ _EDGE = np.array([complex(-_INF, 0), complex(-_INF, _INF), complex(-_INF, -_INF)
                                   "arcsin", "arccos", "sqrt", "square", "exp"])
 def test_complex_functions_at_infinities(name, metal, cpu):
     # JAX builds several of these from parts (lax.complex), where 1j * inf must not be nan
-    _same(getattr(jnp, name), (_EDGE,), metal, cpu, "complex64")
+    # tiled: MLX's CPU kernels take another (vector) path on longer arrays
+    _same(getattr(jnp, name), (np.tile(_EDGE, 8),), metal, cpu, "complex64")
 
 
 def test_complex_from_infinite_parts(metal, cpu):
