@@ -175,3 +175,11 @@ def test_composite_with_a_dtype_attribute(metal, cpu):
             x, dtype=np.dtype(np.float32), int=1, str="bar")
 
     _same(fn, (np.array([0.0, 0.7, 2.0], np.float32),), metal, cpu)
+
+
+def test_dce_sink(metal, cpu):
+    def fn(x):
+        lax.dce_sink(x + 1, prevent_mlir_dce=True)
+        return x * 2
+
+    _same(fn, (np.array([1.0, 2.0], np.float32),), metal, cpu)

@@ -32,6 +32,7 @@ CUSTOM_CALLS: dict[str, CustomCallRule] = {
     "Sharding": _identity,  # sharding annotations: one device, nothing to do
     "SPMDFullToShardShape": _identity,
     "SPMDShardToFullShape": _identity,
+    "dce_sink": lambda ctx, op, *args: [],  # lax.dce_sink: keeps its operand alive, no result
 }
 
 
