@@ -251,7 +251,10 @@ def _attr(a) -> Any:
         d = ir.DictAttr(a)
         return {d[i].name: _attr(d[i].attr) for i in range(len(d))}
     if isinstance(a, ir.TypeAttr):
-        return _type(ir.TypeAttr(a).value)
+        t = ir.TypeAttr(a).value
+        # a bare element type (a composite's `dtype = f32`) is kept by its dtype name
+        return _ELEMENT_TYPES.get(str(t), str(t)) if not isinstance(t, ir.ShapedType) and \
+            str(t) != "!stablehlo.token" and not isinstance(t, ir.TupleType) else _type(t)
     for enum_cls in (stablehlo.ComparisonDirectionAttr, stablehlo.ComparisonTypeAttr,
                      stablehlo.PrecisionAttr, stablehlo.FftTypeAttr,
                      stablehlo.RngAlgorithmAttr, stablehlo.TransposeAttr,

@@ -127,6 +127,12 @@ class Op(enum.Enum):
     GET_TUPLE_ELEMENT = "stablehlo.get_tuple_element"
     CREATE_TOKEN = "stablehlo.create_token"
     AFTER_ALL = "stablehlo.after_all"
+    # collectives: a program for one device is its only participant
+    ALL_REDUCE = "stablehlo.all_reduce"
+    ALL_GATHER = "stablehlo.all_gather"
+    REDUCE_SCATTER = "stablehlo.reduce_scatter"
+    REPLICA_ID = "stablehlo.replica_id"
+    PARTITION_ID = "stablehlo.partition_id"
 
 
 UNARY_ELEMENTWISE = frozenset({

@@ -19,6 +19,7 @@ from ..runtime.dtypes import to_mlx
 from . import ir
 from .ir import CONTROL_FLOW, Block, Module, Op, Operation, Value
 from .lowering import registry
+from .placement import needs_cpu_stream, on_cpu_stream
 
 _USE_MX_COMPILE = os.environ.get("XLA_METAL_MX_COMPILE", "1") != "0"
 
@@ -91,6 +92,7 @@ class BlockPlan:
             slot[id(v)] = len(slot)
         template: list[Any] = [None] * len(slot)
         steps: list[tuple[Any, ...]] = []
+        self.cpu_stream_ops: list[Operation] = []  # steps placed on MLX's CPU stream
         for operation in block.ops[:-1]:
             for r in operation.results:
                 slot[id(r)] = len(template)
@@ -99,6 +101,9 @@ class BlockPlan:
                 template[slot[id(operation.results[0])]] = _constant(operation)
                 continue
             rule = registry.get_rule(operation, program.platform)
+            if needs_cpu_stream(operation, program.platform):
+                rule = on_cpu_stream(rule)
+                self.cpu_stream_ops.append(operation)
             regions = [BlockPlan(program, region) for region in operation.regions]
             ins = [slot[id(v)] for v in operation.operands]
             region_ins = [[slot[id(v)] for v in r.captures] for r in regions]
@@ -156,9 +161,23 @@ class Program:
         self.module = module
         self.platform = platform
         # Every function is planned now, so a missing rule is a compile-time error.
+        self.plans = {name: BlockPlan(self, fn.body) for name, fn in module.functions.items()}
         self._functions: dict[str, Callable[..., list[Any]]] = {
-            name: _function_runner(BlockPlan(self, fn.body))
-            for name, fn in module.functions.items()}
+            name: _function_runner(plan) for name, plan in self.plans.items()}
+
+    def cpu_stream_ops(self) -> list[Operation]:
+        """Every step, in every function and region, placed on MLX's CPU stream."""
+        found: list[Operation] = []
+
+        def gather(plan: BlockPlan) -> None:
+            found.extend(plan.cpu_stream_ops)
+            for step in plan.steps:
+                for region in step[4]:
+                    gather(region)
+
+        for plan in self.plans.values():
+            gather(plan)
+        return found
 
     def function(self, name: str) -> Callable[..., list[Any]]:
         try:

@@ -20,6 +20,7 @@ from .. import __version__
 from ..bridge import keep
 from ..compiler import compile_program, ir
 from ..compiler.importer import module_text, stablehlo_versions
+from ..compiler.placement import CPU_ONLY_DTYPES
 from ..element_types import numpy_dtype
 from ..errors import InvalidArgumentError, UnimplementedError, XlaMetalError
 from . import hlo_program, introspection, serialization
@@ -263,7 +264,9 @@ def buffer_from_host(args: Any) -> None:
     else:  # C++ hands dense row-major data: it has already applied any byte strides
         raw = (C.c_char * (count * dtype.itemsize)).from_address(args.data)
         host = np.frombuffer(memoryview(raw), dtype).reshape(dims)
-    with mx.stream(client.device):
+    # float64 has no GPU stream: on a GPU client it is held as a CPU-stream array
+    stream = mx.cpu if name in CPU_ONLY_DTYPES else client.device
+    with mx.stream(stream):
         array = to_mlx(host, name)  # copies: the host memory may go away after this call
         mx.eval(array)
     args.buffer = _new_handle(array)

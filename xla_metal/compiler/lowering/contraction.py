@@ -17,6 +17,7 @@ from ...errors import UnimplementedError
 from ...runtime import dtypes as _dtypes
 from ..importer import ConvDims, DotDims
 from ..ir import Op, Operation
+from .elementwise import make_complex
 from .registry import lowering, register_check, single
 from .shape import out_type, pad
 
@@ -82,18 +83,54 @@ def _dot_general(ctx, op: Operation, lhs: mx.array, rhs: mx.array) -> mx.array:
 # -------------------------------------------------------------------------- convolution
 
 
+# Convolutions run in [N, *spatial, C] x [O, *window, I] layout. Real floats go to MLX's
+# convolution; complex64 is four real convolutions; integers and bools (which MLX's
+# convolution does not take, and which must wrap exactly like XLA) are a sum over window
+# taps of exact matmuls. No spatial dimensions is one spatial dimension of size 1.
+
+_REAL_FLOAT = ("float16", "bfloat16", "float32", "float64")
+_EXACT = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool")
+
+
 def _check_convolution(op: Operation) -> None:
     t = out_type(op)
-    if t.dtype not in ("float32", "float16", "bfloat16"):
+    if t.dtype not in (*_REAL_FLOAT, "complex64", *_EXACT):
         raise UnimplementedError(f"[stablehlo.convolution] element type {t.dtype} is not "
-                                 f"supported on metal (float convolutions only){op.where()}")
+                                 f"supported on metal{op.where()}")
     dn: ConvDims = op.attrs["dimension_numbers"]
-    if not 1 <= len(dn.input_spatial_dimensions) <= 3:
+    if len(dn.input_spatial_dimensions) > 3:
         raise UnimplementedError(f"[stablehlo.convolution] {len(dn.input_spatial_dimensions)} "
                                  f"spatial dimensions are not supported{op.where()}")
 
 
 register_check(Op.CONVOLUTION, _check_convolution)
+
+
+class _Window:
+    """Strides, padding (low, high), dilations and feature groups of one convolution."""
+
+    def __init__(self, strides, pads, lhs_dil, rhs_dil, groups: int) -> None:
+        self.strides, self.pads = list(strides), list(pads)
+        self.lhs_dil, self.rhs_dil, self.groups = list(lhs_dil), list(rhs_dil), groups
+
+
+def _float_conv(x: mx.array, w: mx.array, win: _Window) -> mx.array:
+    pads, lhs_dil = win.pads, win.lhs_dil
+    if any(lo < 0 or hi < 0 for lo, hi in pads) or any(d > 1 for d in lhs_dil):
+        # dilate and pad (negative = crop) by hand, then a plain convolution: MLX's CPU
+        # convolution with input dilation (JAX's input gradient of a strided conv) is ~5x
+        # slower than this (3.1 s vs 0.6 s at ResNet-18's first stride-2 layer, batch 32)
+        x = _pad_spatial(x, win)
+        pads, lhs_dil = [(0, 0)] * len(pads), [1] * len(pads)
+    window = w.shape[1:-1]
+    out_sp = [max(0, (x.shape[1 + d] + lo + hi - (window[d] - 1) * win.rhs_dil[d] - 1)
+                  // win.strides[d] + 1) for d, (lo, hi) in enumerate(pads)]
+    if win.groups == 1 and 0 < math.prod(out_sp) <= _MAX_POSITIONS < math.prod(window):
+        return _conv_by_output_position(x, w, win.strides, pads, win.rhs_dil, out_sp)
+    return mx.conv_general(x, w, stride=win.strides,
+                           padding=([p[0] for p in pads], [p[1] for p in pads]),
+                           kernel_dilation=win.rhs_dil, input_dilation=lhs_dil,
+                           groups=win.groups, flip=False)
 
 
 # A convolution with at most this many output positions and a larger window (JAX's weight
@@ -122,6 +159,57 @@ def _conv_by_output_position(x: mx.array, w: mx.array, strides: list[int],
     return mx.stack(columns, axis=1).reshape(x.shape[0], *out_spatial, w.shape[0])
 
 
+def _pad_spatial(x: mx.array, win: _Window) -> mx.array:
+    return pad(x, mx.zeros((), dtype=x.dtype), [0, *[p[0] for p in win.pads], 0],
+               [0, *[p[1] for p in win.pads], 0], [0, *[d - 1 for d in win.lhs_dil], 0])
+
+
+def _complex_conv(x: mx.array, w: mx.array, win: _Window) -> mx.array:
+    xr, xi, wr, wi = mx.real(x), mx.imag(x), mx.real(w), mx.imag(w)
+    re = _float_conv(xr, wr, win) - _float_conv(xi, wi, win)
+    im = _float_conv(xr, wi, win) + _float_conv(xi, wr, win)
+    return make_complex(re, im)
+
+
+def _exact_conv(x: mx.array, w: mx.array, win: _Window) -> mx.array:
+    """Sum over window taps of [N*P, G, I] x [G, I, O/G] exact matmuls."""
+    x = _pad_spatial(x, win)
+    n, c, o = x.shape[0], x.shape[-1], w.shape[0]
+    g = win.groups
+    i, og = c // g, o // g
+    window = w.shape[1:-1]
+    out_sp = [max(0, (x.shape[1 + d] - (window[d] - 1) * win.rhs_dil[d] - 1)
+                  // win.strides[d] + 1) for d in range(len(window))]
+    p = math.prod(out_sp)
+    acc = mx.zeros((g, n * p, og), dtype=x.dtype)
+    for tap in np.ndindex(*window):
+        idx = tuple(slice(t * r, t * r + (m - 1) * s + 1, s) for t, r, m, s in
+                    zip(tap, win.rhs_dil, out_sp, win.strides, strict=True))
+        xs = x[(slice(None), *idx, slice(None))].reshape(n * p, g, i).transpose(1, 0, 2)
+        wk = w[(slice(None), *tap, slice(None))].reshape(g, og, i).transpose(0, 2, 1)
+        part = _int_matmul(xs, wk)
+        acc = (acc | part) if x.dtype == mx.bool_ else acc + part
+    return acc.transpose(1, 0, 2).reshape(n, *out_sp, o)
+
+
+def _conv(x: mx.array, w: mx.array, win: _Window) -> mx.array:
+    if x.dtype == mx.complex64:
+        return _complex_conv(x, w, win)
+    if x.dtype in _INEXACT:
+        return _float_conv(x, w, win)
+    return _exact_conv(x, w, win)
+
+
+def _window(op: Operation, nsp: int) -> _Window:
+    padding = op.attrs.get("padding")
+    pads = [(0, 0)] * nsp if padding is None else \
+        [(int(lo), int(hi)) for lo, hi in np.asarray(padding).reshape(nsp, 2)]
+    return _Window(op.attrs.get("window_strides") or (1,) * nsp, pads,
+                   op.attrs.get("lhs_dilation") or (1,) * nsp,
+                   op.attrs.get("rhs_dilation") or (1,) * nsp,
+                   int(op.attrs.get("feature_group_count", 1)))
+
+
 @lowering(Op.CONVOLUTION)
 @single
 def _convolution(ctx, op: Operation, lhs: mx.array, rhs: mx.array) -> mx.array:
@@ -132,45 +220,24 @@ def _convolution(ctx, op: Operation, lhs: mx.array, rhs: mx.array) -> mx.array:
                            dn.input_feature_dimension]).astype(dtype)
     w = mx.transpose(rhs, [dn.kernel_output_feature_dimension, *dn.kernel_spatial_dimensions,
                            dn.kernel_input_feature_dimension]).astype(dtype)
-    strides = list(op.attrs.get("window_strides") or (1,) * nsp)
-    lhs_dil = list(op.attrs.get("lhs_dilation") or (1,) * nsp)
-    rhs_dil = list(op.attrs.get("rhs_dilation") or (1,) * nsp)
-    padding = op.attrs.get("padding")
-    pads = [(0, 0)] * nsp if padding is None else \
-        [(int(lo), int(hi)) for lo, hi in np.asarray(padding).reshape(nsp, 2)]
+    win = _window(op, nsp)
     reversal = op.attrs.get("window_reversal")
     if reversal is not None and any(reversal):
         idx = tuple([slice(None)] + [slice(None, None, -1) if r else slice(None)
                                      for r in reversal] + [slice(None)])
         w = w[idx]
-    if any(lo < 0 or hi < 0 for lo, hi in pads) or any(d > 1 for d in lhs_dil):
-        # dilate and pad (negative = crop) by hand, then a plain convolution: MLX's CPU
-        # convolution with input dilation (JAX's input gradient of a strided conv) is ~5x
-        # slower than this (3.1 s vs 0.6 s at ResNet-18's first stride-2 layer, batch 32)
-        zero = mx.zeros((), dtype=dtype)
-        x = pad(x, zero, [0, *[p[0] for p in pads], 0], [0, *[p[1] for p in pads], 0],
-                [0, *[d - 1 for d in lhs_dil], 0])
-        pads = [(0, 0)] * nsp
-        lhs_dil = [1] * nsp
-    groups = int(op.attrs.get("feature_group_count", 1))
-
-    def conv(a: mx.array, b: mx.array) -> mx.array:
-        return mx.conv_general(a, b, stride=strides, padding=([p[0] for p in pads],
-                                                              [p[1] for p in pads]),
-                               kernel_dilation=rhs_dil, input_dilation=lhs_dil, groups=groups,
-                               flip=False)
-
+    if nsp == 0:  # one spatial dimension of size 1
+        x, w = x[:, None], w[:, None]
+        win = _Window((1,), [(0, 0)], (1,), (1,), win.groups)
     bg = int(op.attrs.get("batch_group_count", 1))
-    out_spatial = [out_type(op).shape[d] for d in dn.output_spatial_dimensions]
-    if bg == 1 and groups == 1 and all(d == 1 for d in lhs_dil) and \
-            0 < math.prod(out_spatial) <= _MAX_POSITIONS < math.prod(w.shape[1:-1]):
-        out = _conv_by_output_position(x, w, strides, pads, rhs_dil, out_spatial)
-    elif bg == 1:
-        out = conv(x, w)
+    if bg == 1:
+        out = _conv(x, w, win)
     else:  # batch group g (of the batch split group-major) meets output features group g
         nb, no = x.shape[0] // bg, w.shape[0] // bg
-        out = mx.concatenate([conv(x[g * nb:(g + 1) * nb], w[g * no:(g + 1) * no])
+        out = mx.concatenate([_conv(x[g * nb:(g + 1) * nb], w[g * no:(g + 1) * no], win)
                               for g in range(bg)], axis=-1)
+    if nsp == 0:
+        out = out[:, 0]
     # [N, *spatial, O] -> the output layout
     rank = nsp + 2
     src = [0] * rank
@@ -198,7 +265,10 @@ register_check(Op.FFT, _check_fft)
 @lowering(Op.FFT)
 @single
 def _fft(ctx, op: Operation, x: mx.array) -> mx.array:
+    t = out_type(op)
+    if math.prod(t.shape) == 0:  # MLX refuses zero-length transforms; the result is empty
+        return mx.zeros(t.shape, dtype=_dtypes.mlx_dtype(t.dtype))
     lengths = tuple(int(n) for n in op.attrs["fft_length"])
     axes = list(range(x.ndim - len(lengths), x.ndim))
     out = _FFT[op.attrs["fft_type"]](x, s=lengths, axes=axes)
-    return out.astype(_dtypes.mlx_dtype(out_type(op).dtype))
+    return out.astype(_dtypes.mlx_dtype(t.dtype))

@@ -114,8 +114,35 @@ def _sign(x: mx.array) -> mx.array:
 
 
 def _complex_sign(x: mx.array) -> mx.array:
+    # each part over |x| (a real divisor: sign(-inf + 0j) is nan + 0j, as XLA's)
     a = mx.abs(x)
-    return mx.where(a == 0, x, x / mx.where(a == 0, 1, a).astype(x.dtype))
+    safe = mx.where(a == 0, 1, a)
+    return mx.where(a == 0, x, make_complex(mx.real(x) / safe, mx.imag(x) / safe))
+
+
+def _complex_cosh(x: mx.array) -> mx.array:
+    # MLX follows C99's ccosh at an infinite real part (cosh(inf + inf j) = inf + nan j);
+    # XLA (and the true limit) gives cosh(x) cos(y) + i sinh(x) sin(y) there: nan + nan j
+    re, im = mx.real(x), mx.imag(x)
+    edge = make_complex(mx.cosh(re) * mx.cos(im), mx.sinh(re) * mx.sin(im))
+    return mx.where(mx.isinf(re), edge, mx.cosh(x))
+
+
+def _complex_exp(x: mx.array) -> mx.array:
+    # e^re (cos im + i sin im), as XLA: no C99 special cases at infinite parts (C99 and MLX
+    # give exp(-inf + inf j) = 0, XLA nan), and im = 0 stays exactly real
+    # e^re is applied in two halves, so e^re sin(im) is finite where only e^re overflows
+    re, im = mx.real(x), mx.imag(x)
+    h = mx.exp(re * 0.5)
+    return make_complex(mx.where(im == 0, h * h, (h * mx.cos(im)) * h),
+                        mx.where(im == 0, im, (h * mx.sin(im)) * h))
+
+
+def _complex_tan(x: mx.array) -> mx.array:
+    # tan(±inf + y j), y finite, has no limit: nan + nan j (MLX gives nan + 0j)
+    re, im = mx.real(x), mx.imag(x)
+    nan = make_complex(const(math.nan, mx.float32), const(math.nan, mx.float32))
+    return mx.where(mx.isinf(re) & mx.isfinite(im), nan, mx.tan(x))
 
 
 def _round_afz(x: mx.array) -> mx.array:
@@ -138,7 +165,9 @@ def _expm1(x: mx.array) -> mx.array:
     re, im = mx.real(x), mx.imag(x)  # e^re cos(im) - 1 without cancellation near 0
     s = mx.sin(im * 0.5)
     real = mx.expm1(re) * mx.cos(im) - 2 * s * s
-    return real.astype(mx.complex64) + const(1j, mx.complex64) * (mx.exp(re) * mx.sin(im))
+    # on the real axis the imaginary part is exactly im (e^re sin(0) is nan once e^re is inf)
+    h = mx.exp(re * 0.5)  # e^re in two halves, as in _complex_exp
+    return make_complex(real, mx.where(im == 0, im, (h * mx.sin(im)) * h))
 
 
 def _not_int(x: mx.array) -> mx.array:
@@ -254,14 +283,14 @@ def _abs_int(x: mx.array) -> mx.array:
 
 
 for _op, _fn in [
-    (Op.EXP, mx.exp), (Op.EXPM1, _expm1), (Op.LOG, mx.log), (Op.LOG1P, mx.log1p),
+    (Op.EXPM1, _expm1), (Op.LOG, mx.log), (Op.LOG1P, mx.log1p),
     (Op.LOGISTIC, mx.sigmoid), (Op.SQRT, mx.sqrt), (Op.RSQRT, mx.rsqrt), (Op.CBRT, _cbrt),
-    (Op.SIN, mx.sin), (Op.COS, mx.cos), (Op.TAN, mx.tan), (Op.TANH, mx.tanh),
+    (Op.SIN, mx.sin), (Op.COS, mx.cos), (Op.TANH, mx.tanh),
     (Op.FLOOR, mx.floor), (Op.CEIL, mx.ceil), (Op.ROUND_AFZ, _round_afz),
     (Op.ROUND_EVEN, mx.round), (Op.CHLO_ERF, mx.erf), (Op.CHLO_ERFC, erfc),
     (Op.CHLO_ERF_INV, erf_inv), (Op.CHLO_LGAMMA, lgamma), (Op.CHLO_DIGAMMA, digamma),
     (Op.CHLO_ASIN, mx.arcsin), (Op.CHLO_ACOS, mx.arccos), (Op.CHLO_ATAN, mx.arctan),
-    (Op.CHLO_SINH, mx.sinh), (Op.CHLO_COSH, mx.cosh), (Op.CHLO_TAN, mx.tan),
+    (Op.CHLO_SINH, mx.sinh),
     (Op.CHLO_ASINH, mx.arcsinh), (Op.CHLO_ACOSH, mx.arccosh), (Op.CHLO_ATANH, mx.arctanh),
 ]:
     register_lowering(_op, partial(_nary, _fn))
@@ -269,6 +298,10 @@ for _op, _fn in [
 register_family(Op.ABS, f=mx.abs, c=mx.abs, i=_abs_int)
 register_family(Op.NEGATE, **{"*": mx.negative, "b": lambda x: x})
 register_family(Op.SIGN, f=_sign, i=_sign, c=_complex_sign)
+register_family(Op.CHLO_COSH, f=mx.cosh, c=_complex_cosh)
+register_family(Op.TAN, f=mx.tan, c=_complex_tan)
+register_family(Op.EXP, f=mx.exp, c=_complex_exp)
+register_family(Op.CHLO_TAN, f=mx.tan, c=_complex_tan)
 register_family(Op.NOT, b=mx.logical_not, i=_not_int)
 register_lowering(Op.IS_FINITE, partial(_nary, mx.isfinite))
 register_family(Op.POPCNT, i=_popcnt)
@@ -370,8 +403,9 @@ def _int_rem(x: mx.array, y: mx.array) -> mx.array:
 
 def _float_rem(x: mx.array, y: mx.array) -> mx.array:
     r = mx.remainder(mx.abs(x), mx.abs(y))  # both >= 0: floor mod == fmod, exactly
-    r = mx.where(y == 0, const(math.nan, x.dtype), r)
-    return mx.where(x < 0, -r, mx.where(x == 0, x, r))
+    r = mx.where(x < 0, -r, mx.where(x == 0, x, r))  # the sign of x, zeros included
+    # after the zero case: 0 % 0 and 0 % nan are nan too
+    return mx.where((y == 0) | mx.isnan(y), const(math.nan, x.dtype), r)
 
 
 def _int_pow(x: mx.array, y: mx.array) -> mx.array:
@@ -412,8 +446,14 @@ def _shift(direction: str, x: mx.array, y: mx.array) -> mx.array:
     return mx.where(over, mx.zeros_like(u), r).view(x.dtype)
 
 
-def _complex(re: mx.array, im: mx.array) -> mx.array:
-    return re.astype(mx.complex64) + const(1j, mx.complex64) * im.astype(mx.complex64)
+def make_complex(re: mx.array, im: mx.array) -> mx.array:
+    """complex64 from its parts, bit-exact: the arithmetic `re + 1j * im` would turn an
+    infinite part into a NaN (1j * inf = nan + inf j)."""
+    re, im = mx.broadcast_arrays(re.astype(mx.float32), im.astype(mx.float32))
+    return mx.stack([re, im], axis=-1).view(mx.complex64).squeeze(-1)
+
+
+_complex = make_complex
 
 
 register_family(Op.ADD, **{"*": mx.add, "b": mx.logical_or})

@@ -2,7 +2,8 @@
 
 The state is u64[2] = [key, counter]: XLA reads the 128-bit counter as (low = state[1],
 high = state[0]), generates ceil(n/4) blocks of four u32 words (interleaved word by word),
-and returns [key, counter + blocks]. 64-bit outputs pair words (0,1) and (2,3) of each block.
+and returns [key, counter + blocks]. 64-bit outputs pair words (0,1) and (2,3) of each block;
+8- and 16-bit outputs take the low bits of one word each (checked against XLA:CPU).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from ..ir import Op, Operation, TensorType
 from .registry import lowering, register_check
 
 _U32, _U64 = mx.uint32, mx.uint64
+_TARGET = {"uint8": mx.uint8, "int8": mx.int8, "uint16": mx.uint16, "int16": mx.int16,
+           "uint32": mx.uint32, "int32": mx.int32, "uint64": mx.uint64, "int64": mx.int64}
+_NARROW = {1: mx.uint8, 2: mx.uint16}
 _M_A, _M_B = 0xD2511F53, 0xCD9E8D57
 _W_A, _W_B = 0x9E3779B9, 0xBB67AE85
 
@@ -66,7 +70,7 @@ def _check(op: Operation) -> None:
     if algorithm not in ("DEFAULT", "PHILOX"):
         raise UnimplementedError(f"[stablehlo.rng_bit_generator] algorithm {algorithm} is not "
                                  f"supported on metal (only DEFAULT/PHILOX){op.where()}")
-    if t.dtype not in ("uint32", "int32", "uint64", "int64") or state_t.shape != (2,) \
+    if t.dtype not in _TARGET or state_t.shape != (2,) \
             or state_t.dtype != "uint64":
         raise UnimplementedError(f"[stablehlo.rng_bit_generator] {t.dtype} bits from a "
                                  f"{state_t} state are not supported{op.where()}")
@@ -89,6 +93,7 @@ def _rng_bit_generator(ctx, op: Operation, state: mx.array) -> Sequence[Any]:
         numbers = mx.stack(pairs, axis=1).reshape(-1)[:count]
     else:
         numbers = mx.stack(words, axis=1).reshape(-1)[:count]
-    target = {"uint32": mx.uint32, "int32": mx.int32, "uint64": mx.uint64,
-              "int64": mx.int64}[t.dtype]
+    target = _TARGET[t.dtype]
+    if target.size in _NARROW:
+        numbers = numbers.astype(_NARROW[target.size])  # keeps the low bits
     return [new_state, numbers.view(target).reshape(t.shape)]

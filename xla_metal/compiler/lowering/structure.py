@@ -34,6 +34,7 @@ CUSTOM_CALLS: dict[str, CustomCallRule] = {
     "SPMDShardToFullShape": _identity,
     # HLO exported by JAX carries Shardy's result shardings as this one-operand identity.
     "xla.sdy.FuncResultSharding": _identity,
+    "dce_sink": lambda ctx, op, *args: [],  # lax.dce_sink: keeps its operand alive, no result
 }
 
 

@@ -1,0 +1,56 @@
+"""Stream placement: which steps of a plan run on MLX's CPU stream.
+
+On a GPU device (Metal on a Mac, MLX-CUDA on NVIDIA) MLX has no float64. Under
+jax_enable_x64 programs compute in float64 all the same, so on the 'gpu' platform every op
+that reads or produces a float64 value runs on MLX's CPU stream; everything else runs on the
+stream the executable is run on (the device's). Decided once, when a plan is built.
+
+Ops that only route values to other steps (control flow, calls) are not placed themselves:
+the steps inside them are placed one by one. An op with a region that is placed (reduce, sort,
+scatter over float64) runs its region on the CPU stream too, which is correct, only slower
+for any float32 work inside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import mlx.core as mx
+
+from .ir import CONTROL_FLOW, Op, Operation, TensorType, TupleType
+
+# Element types MLX's GPU streams cannot hold.
+CPU_ONLY_DTYPES = frozenset({"float64", "complex128"})
+# Ops MLX runs on its CPU stream only, whatever their types (linear algebra: mx.linalg has no
+# GPU kernels). Rules that need it add their op here.
+CPU_ONLY_OPS: set[Op] = set()
+# Ops that hand values on to other steps and compute nothing themselves.
+_ROUTING = CONTROL_FLOW | {Op.CALL, Op.COMPOSITE}
+
+
+def _dtypes(t: object) -> list[str]:
+    if isinstance(t, TupleType):
+        return [d for e in t.elements for d in _dtypes(e)]
+    return [t.dtype] if isinstance(t, TensorType) else []
+
+
+def needs_cpu_stream(operation: Operation, platform: str) -> bool:
+    """Whether `operation` must run on the CPU stream when compiled for `platform`."""
+    if platform != "gpu" or operation.op in _ROUTING:
+        return False
+    if operation.op in CPU_ONLY_OPS:
+        return True
+    types = [v.type for v in (*operation.operands, *operation.results)]
+    return any(d in CPU_ONLY_DTYPES for t in types for d in _dtypes(t))
+
+
+def on_cpu_stream(rule: Callable[..., Sequence[Any]]) -> Callable[..., Sequence[Any]]:
+    """`rule`, run with MLX's CPU stream as the default stream."""
+
+    def placed(ctx: Any, operation: Operation, *args: Any) -> Sequence[Any]:
+        with mx.stream(mx.cpu):
+            return rule(ctx, operation, *args)
+
+    placed.__name__ = f"{getattr(rule, '__name__', 'rule')}_on_cpu"
+    return placed
