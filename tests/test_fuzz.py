@@ -96,3 +96,17 @@ def test_random_call_sequences_never_crash(sanitized_library: Path, tmp_path: Pa
     assert found is not None, output[-3000:]
     assert int(found.group(1)) == SEQUENCES
     print(f"\n{SEQUENCES} sequences, {found.group(2)} calls in {elapsed:.1f} s")
+
+
+def test_every_struct_size_older_and_newer(sanitized_library: Path, tmp_path: Path) -> None:
+    # Version skew inside the jax window: each args struct sits in a heap block of exactly its
+    # struct_size, so reading past what an older caller declared is a sanitizer report.
+    harness = sanitized.build_program(HERE / "c" / "pjrt_struct_sizes.c", tmp_path)
+    artifact = tmp_path / "add.mlirbc"
+    artifact.write_bytes(sanitized.artifact(PROGRAMS[0][1]))
+    run = subprocess.run([str(harness), str(sanitized_library), str(artifact)],
+                         capture_output=True, text=True, timeout=600, env=sanitized.run_env())
+    output = run.stdout + run.stderr
+    assert sanitized.sanitizer_report(output) is None, output[-6000:]
+    assert run.returncode == 0, output[-6000:]
+    assert re.search(r"pjrt_struct_sizes: OK \d+ calls", run.stdout), output[-3000:]
