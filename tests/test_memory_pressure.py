@@ -41,7 +41,8 @@ def test_huge_broadcast_device_put_is_an_error(metal: jax.Device) -> None:
 
 def test_huge_argument_shape_is_refused_before_running(metal: jax.Device) -> None:
     # Lowering for a 64 TiB argument: the compile refuses it by name.
-    spec = jax.ShapeDtypeStruct(HUGE, jnp.float32)
+    spec = jax.ShapeDtypeStruct(HUGE, jnp.float32,
+                                sharding=jax.sharding.SingleDeviceSharding(metal))
     lowered = jax.jit(lambda a: a + 1).lower(spec)
     with pytest.raises(Exception, match=r"\[memory\] argument of @main needs 65536\.0 GiB"):
         lowered.compile()
