@@ -25,13 +25,16 @@ print(json.dumps({"value": np.asarray(y).tolist(),
 """
 
 
-def _run(cache: Path) -> dict:
+def _run(cache: Path, want_stderr: bool = False) -> dict:
     import json
 
     out = subprocess.run([sys.executable, "-c", PROGRAM, str(cache)], capture_output=True,
                          text=True, timeout=300, env=dict(os.environ))
     assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if want_stderr:
+        result["stderr"] = out.stderr
+    return result
 
 
 def test_second_process_hits_the_cache(tmp_path: Path) -> None:

@@ -54,3 +54,29 @@ def test_unknown_operation_names_it() -> None:
     with pytest.raises(UnimplementedError, match="operation 'stablehlo.cholesky' is not "
                                                  "supported on metal"):
         compile_program(text.encode())
+
+
+# ------------------------------------------- through the plugin: errors that reach the user
+
+def test_jit_error_names_custom_call_and_user_line_on_metal(metal: jax.Device) -> None:
+    def f(x):
+        return jax.ffi.ffi_call("no_such_target", jax.ShapeDtypeStruct(x.shape, x.dtype))(x)
+
+    x = jax.device_put(np.ones(3, np.float32), metal)
+    with pytest.raises(Exception, match=r"UNIMPLEMENTED: \[custom_call\] target "
+                                        r"'no_such_target' is not supported on metal "
+                                        r"\(at .*test_errors\.py:\d+"):
+        jax.jit(f)(x)
+
+
+def test_transfer_error_names_the_dtype(metal: jax.Device) -> None:
+    with pytest.raises(Exception, match=r"\[dtype\] float8_e4m3fn is not supported on metal"):
+        jax.device_put(np.ones(3, ml_dtypes.float8_e4m3fn), metal)
+
+
+def test_unsupported_pjrt_call_names_the_api(metal: jax.Device) -> None:
+    x = jax.device_put(np.ones(3, np.float32), metal)
+    with pytest.raises(Exception, match=r"PJRT_Buffer_UnsafePointer: not implemented by "
+                                        r"xla-metal"):
+        x.unsafe_buffer_pointer()
+

@@ -53,6 +53,17 @@ def stablehlo_versions() -> tuple[list[int], list[int]]:
     return parse(stablehlo.get_current_version()), parse(stablehlo.get_minimum_version())
 
 
+_BYTECODE_MAGIC = b"ML\xefR"
+
+
+def _is_utf8(code: bytes) -> bool:
+    try:
+        code.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def parse_module(code: bytes):
     """Bytes -> an MLIR module (kept inside this file)."""
     from jaxlib.mlir import ir
@@ -62,7 +73,10 @@ def parse_module(code: bytes):
     errors: list[str] = []
 
     def collect(diagnostic) -> bool:  # MLIR's reasons, instead of lines on stderr
-        errors.append(f"{diagnostic.location}: {diagnostic.message}")
+        try:
+            errors.append(f"{diagnostic.location}: {diagnostic.message}")
+        except Exception:  # noqa: BLE001 - a reason that is not UTF-8 (corrupt input)
+            errors.append("(a diagnostic that is not UTF-8)")
         return True
 
     handler = ctx.attach_diagnostic_handler(collect)
@@ -71,10 +85,20 @@ def parse_module(code: bytes):
             return stablehlo.deserialize_portable_artifact(ctx, code), ctx
         except Exception as e:  # not a portable artifact: maybe StableHLO bytecode or text
             errors.append(str(e).splitlines()[0] if str(e) else type(e).__name__)
-        try:
-            return ir.Module.parse(code, context=ctx), ctx
-        except Exception as e:
-            errors.append(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        if code.startswith(_BYTECODE_MAGIC):
+            # jaxlib's Module.parse kills the process (std::terminate) on some corrupt
+            # bytecode: its error path cannot turn a diagnostic that is not UTF-8 into a
+            # Python string. PJRT frontends send portable artifacts (JAX and XLA's PJRT C API
+            # client serialize to one), so other bytecode is refused instead of parsed.
+            errors.append("MLIR bytecode that is not a StableHLO portable artifact is not "
+                          "accepted")
+        elif not _is_utf8(code):
+            errors.append("MLIR text must be UTF-8")
+        else:
+            try:
+                return ir.Module.parse(code, context=ctx), ctx
+            except Exception as e:
+                errors.append(str(e).splitlines()[0] if str(e) else type(e).__name__)
     finally:
         handler.detach()
     raise InvalidArgumentError(

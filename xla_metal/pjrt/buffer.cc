@@ -1,5 +1,7 @@
 // Buffers: arrays held by Python, with their type and shape mirrored here so that metadata
 // queries never enter Python. Host transfers run synchronously through the bridge.
+#include <unistd.h>
+
 #include <cstring>
 
 #include "internal.h"
@@ -125,6 +127,14 @@ void GatherDense(const char* data, const int64_t* dims, const int64_t* byte_stri
   }
 }
 
+// Bytes of physical memory, or 0 when unknown.
+size_t PhysicalMemoryBytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  const long page_size = sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page_size <= 0) return 0;
+  return static_cast<size_t>(pages) * static_cast<size_t>(page_size);
+}
+
 // The size of the buffer's contents, dense, in bytes.
 size_t ByteSize(const PJRT_Buffer& buffer) {
   return ElementCount(buffer.dims.data(), buffer.dims.size()).value_or(0) *
@@ -137,7 +147,8 @@ Status RequireRowMajorDeviceLayout(const PJRT_Buffer_MemoryLayout* layout, size_
   if (layout->struct_size < PJRT_Buffer_MemoryLayout_STRUCT_SIZE) {
     return InvalidArgument("device_layout->struct_size is too small");
   }
-  if (layout->type == PJRT_Buffer_MemoryLayout_Type_Tiled && layout->tiled.num_tiles == 0 &&
+  if (RawEnumValue(layout->type) == PJRT_Buffer_MemoryLayout_Type_Tiled &&
+      layout->tiled.num_tiles == 0 &&
       layout->tiled.minor_to_major_size == rank &&
       (rank == 0 || IsRowMajor(layout->tiled.minor_to_major, rank))) {
     return Ok();
@@ -152,13 +163,24 @@ XM_ENTRY(PJRT_Client_BufferFromHostBuffer, buffer) {
   XM_RETURN_IF_ERROR(RequireNonNull(client, "client"));
   const size_t rank = args.num_dims;
   if (rank > 0) XM_RETURN_IF_ERROR(RequireNonNull(args.dims, "dims"));
-  const size_t element_size = ElementByteSize(args.type);
-  if (element_size == 0) {
+  const int64_t raw_type = RawEnumValue(args.type);
+  if (raw_type < PJRT_Buffer_Type_INVALID || raw_type > PJRT_Buffer_Type_F8E3M4 ||
+      ElementByteSize(args.type) == 0) {
     return InvalidArgument("PJRT_Client_BufferFromHostBuffer: unsupported element type " +
-                           std::to_string(args.type));
+                           std::to_string(raw_type));
   }
+  const size_t element_size = ElementByteSize(args.type);
   std::optional<size_t> count = ElementCount(args.dims, rank);
   if (!count) return InvalidArgument("PJRT_Client_BufferFromHostBuffer: invalid dimensions");
+  // Refused before any allocation: host data with zero strides (a broadcast) can describe
+  // far more bytes than exist, and making it dense would exhaust memory.
+  const size_t memory = PhysicalMemoryBytes();
+  if (*count > SIZE_MAX / element_size || (memory > 0 && *count * element_size > memory)) {
+    return MakeError(PJRT_Error_Code_RESOURCE_EXHAUSTED,
+                     "[transfer] a buffer of " + std::to_string(*count) + " elements of " +
+                         std::to_string(element_size) + " bytes is larger than this "
+                         "machine's memory (" + std::to_string(memory) + " bytes)");
+  }
   if (*count > 0) XM_RETURN_IF_ERROR(RequireNonNull(args.data, "data"));
   if (args.device != nullptr && args.device != &client->device) {
     return InvalidArgument("PJRT_Client_BufferFromHostBuffer: device belongs to another client");
@@ -397,7 +419,8 @@ Status HostMinorToMajor(const PJRT_Buffer& buffer, const PJRT_Buffer_MemoryLayou
                            std::to_string(PJRT_Buffer_MemoryLayout_STRUCT_SIZE));
   }
   const size_t rank = buffer.dims.size();
-  if (host_layout->type == PJRT_Buffer_MemoryLayout_Type_Tiled) {
+  const int64_t layout_type = RawEnumValue(host_layout->type);
+  if (layout_type == PJRT_Buffer_MemoryLayout_Type_Tiled) {
     const PJRT_Buffer_MemoryLayout_Tiled& tiled = host_layout->tiled;
     if (tiled.num_tiles != 0) {
       return Unimplemented("PJRT_Buffer_ToHostBuffer: tiled host layouts are not supported");
@@ -412,7 +435,7 @@ Status HostMinorToMajor(const PJRT_Buffer& buffer, const PJRT_Buffer_MemoryLayou
     minor_to_major = rank > 0 ? tiled.minor_to_major : nullptr;
     return Ok();
   }
-  if (host_layout->type == PJRT_Buffer_MemoryLayout_Type_Strides) {
+  if (layout_type == PJRT_Buffer_MemoryLayout_Type_Strides) {
     const PJRT_Buffer_MemoryLayout_Strides& strides = host_layout->strides;
     if (strides.num_byte_strides == rank &&
         (rank == 0 || (strides.byte_strides != nullptr &&
@@ -423,7 +446,7 @@ Status HostMinorToMajor(const PJRT_Buffer& buffer, const PJRT_Buffer_MemoryLayou
     return Unimplemented("PJRT_Buffer_ToHostBuffer: only dense row-major strides are supported");
   }
   return InvalidArgument("PJRT_Buffer_ToHostBuffer: unknown host layout type " +
-                         std::to_string(host_layout->type));
+                         std::to_string(layout_type));
 }
 
 XM_ENTRY(PJRT_Buffer_ToHostBuffer, event) {
@@ -486,11 +509,14 @@ PJRT_Buffer::PJRT_Buffer(PJRT_Client* client, int64_t python_handle, PJRT_Buffer
       type(type),
       dims(std::move(dims)),
       minor_to_major(xla_metal::RowMajorMinorToMajor(this->dims.size())),
-      ready(xla_metal::EventState::MakeReady()) {}
+      ready(xla_metal::EventState::MakeReady()) {
+  xla_metal::RetainClient(client);
+}
 
 PJRT_Buffer::~PJRT_Buffer() {
   deleted.store(true);
-  ReleaseMemory();
+  ReleaseMemory();  // external references end with the buffer (the spec's contract)
+  xla_metal::ReleaseClient(client);
 }
 
 void PJRT_Buffer::Delete() {

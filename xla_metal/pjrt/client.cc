@@ -45,7 +45,7 @@ XM_ENTRY(PJRT_Client_Create, client) {
 }
 
 XM_ENTRY(PJRT_Client_Destroy, client) {
-  delete args.client;
+  if (args.client != nullptr) ReleaseClient(args.client);
   return Ok();
 }
 
@@ -251,6 +251,14 @@ XM_ENTRY(PJRT_Memory_AddressableByDevices, num_devices) {
 }
 
 }  // namespace
+
+void RetainClient(PJRT_Client* client) noexcept {
+  client->references.fetch_add(1, std::memory_order_relaxed);
+}
+
+void ReleaseClient(PJRT_Client* client) noexcept {
+  if (client->references.fetch_sub(1, std::memory_order_acq_rel) == 1) delete client;
+}
 
 void FillClientSlots(PJRT_Api& api) {
   api.PJRT_Client_Create = PJRT_Client_Create;

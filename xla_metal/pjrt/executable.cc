@@ -11,8 +11,13 @@ namespace xla_metal {
 // What compile (or deserialize) reported about one executable held by Python. Shared by the
 // loaded executable and every PJRT_Executable view of it; the last owner releases the handle.
 struct ExecutableState {
-  ExecutableState(PJRT_Client* client, int64_t handle) : client(client), handle(handle) {}
-  ~ExecutableState() { ReleaseHandle(&XmBridge::executable_release, handle); }
+  ExecutableState(PJRT_Client* client, int64_t handle) : client(client), handle(handle) {
+    RetainClient(client);
+  }
+  ~ExecutableState() {
+    ReleaseHandle(&XmBridge::executable_release, handle);
+    ReleaseClient(client);
+  }
   ExecutableState(const ExecutableState&) = delete;
   ExecutableState& operator=(const ExecutableState&) = delete;
 

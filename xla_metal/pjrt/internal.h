@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -49,6 +50,16 @@ Status RequireNonNull(const void* pointer, const char* what);
   } while (0)
 
 // ---------------------------------------------------------------------------- Entry points
+
+// The value of an enum field the caller filled, read as its underlying integer: a value
+// outside the enum's range (from a newer framework, or garbage) must not be loaded as the
+// enum itself, which is undefined behaviour.
+template <typename Enum>
+int64_t RawEnumValue(const Enum& field) {
+  std::underlying_type_t<Enum> raw;
+  std::memcpy(&raw, &field, sizeof raw);
+  return static_cast<int64_t>(raw);
+}
 
 // Whether the caller's struct (of the size it reported) contains `field`.
 #define XM_HAS_FIELD(args, field) \
@@ -195,7 +206,9 @@ struct PJRT_Memory {
   PJRT_Client* client;
 };
 
-// One client owns the single device "metal:0", its description and its one memory.
+// One client owns the single device "metal:0", its description and its one memory. Buffers
+// and executables hold a reference to it, so a framework that destroys the client before them
+// (in any order) leaves no dangling pointer: the client goes when its last holder does.
 struct PJRT_Client {
   PJRT_Client(int64_t python_handle, std::string platform_version, std::string device_kind);
   ~PJRT_Client();  // releases the Python client
@@ -211,6 +224,8 @@ struct PJRT_Client {
   // One-element arrays handed out by the list queries.
   PJRT_Device* const device_list[1] = {&device};
   PJRT_Memory* const memory_list[1] = {&memory};
+  // The PJRT_Client handle itself counts as one.
+  std::atomic<int64_t> references{1};
 };
 
 // A device array held by Python. Shape and type are kept here so queries need no Python.
@@ -241,6 +256,10 @@ struct PJRT_Buffer {
 };
 
 namespace xla_metal {
+
+// Counted references to a client (see PJRT_Client); the last Release deletes it.
+void RetainClient(PJRT_Client* client) noexcept;
+void ReleaseClient(PJRT_Client* client) noexcept;
 
 // Fails with FAILED_PRECONDITION when `buffer` was deleted; `what` names it in the message.
 Status RequireLiveBuffer(const PJRT_Buffer* buffer, const std::string& what);

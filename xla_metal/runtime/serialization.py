@@ -26,6 +26,19 @@ def dump(code: bytes, platform: str) -> bytes:
     return MAGIC + struct.pack("<I", len(header)) + header + code
 
 
+# Every field and its exact type: JSON true is not format 1, nor 1.0 a size.
+_HEADER_TYPES = {"format": int, "xla_metal": str, "platform": str, "size": int, "sha256": str}
+
+
+def _check_header_types(header: object) -> None:
+    if not isinstance(header, dict):
+        raise InvalidArgumentError("[deserialize] corrupted header: not a JSON object")
+    for field, kind in _HEADER_TYPES.items():
+        if type(header.get(field)) is not kind:
+            raise InvalidArgumentError(f"[deserialize] corrupted header: '{field}' is not a "
+                                       f"{kind.__name__}")
+
+
 def load(blob: bytes, platform: str) -> bytes:
     """The program bytes of a blob from `dump`, after checking that it is ours and intact."""
     if not blob.startswith(MAGIC) or len(blob) < len(MAGIC) + 4:
@@ -34,11 +47,11 @@ def load(blob: bytes, platform: str) -> bytes:
     start = len(MAGIC) + 4
     try:
         header = json.loads(blob[start:start + length])
-    except ValueError as e:
-        raise InvalidArgumentError(f"[deserialize] corrupted header: {e}") from None
-    if not isinstance(header, dict):
-        raise InvalidArgumentError("[deserialize] corrupted header")
-    if header.get("format") != FORMAT_VERSION or header.get("xla_metal") != __version__:
+    except (ValueError, RecursionError) as e:  # RecursionError: hostile nesting
+        raise InvalidArgumentError(f"[deserialize] corrupted header: "
+                                   f"{type(e).__name__}: {str(e)[:200]}") from None
+    _check_header_types(header)
+    if header["format"] != FORMAT_VERSION or header["xla_metal"] != __version__:
         raise InvalidArgumentError(
             f"[deserialize] executable was written by xla-metal {header.get('xla_metal')} "
             f"(format {header.get('format')}); this is {__version__} (format "
