@@ -226,7 +226,10 @@ def _attr(a) -> Any:
         d = ir.DictAttr(a)
         return {d[i].name: _attr(d[i].attr) for i in range(len(d))}
     if isinstance(a, ir.TypeAttr):
-        return _type(ir.TypeAttr(a).value)
+        t = ir.TypeAttr(a).value
+        if isinstance(t, ir.RankedTensorType) or str(t) == "!stablehlo.token":
+            return _type(t)
+        return str(t)  # an element type (a composite's attributes): kept as its name
     for enum_cls in (stablehlo.ComparisonDirectionAttr, stablehlo.ComparisonTypeAttr,
                      stablehlo.PrecisionAttr, stablehlo.FftTypeAttr,
                      stablehlo.RngAlgorithmAttr, stablehlo.TransposeAttr,
