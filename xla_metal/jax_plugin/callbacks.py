@@ -40,10 +40,11 @@ def register() -> None:
         from jax._src import debugging
         from jax._src.interpreters import mlir
 
-        rules: list[tuple[Any, Any]] = [(debugging.debug_callback_p, _debug_callback_rule),
-                 (debugging.debug_print_p, _debug_print_rule),
-                 (jax_callback.pure_callback_p, _pure_callback_rule),
-                 (jax_callback.io_callback_p, _io_callback_rule)]
+        rules: list[tuple[Any, Any]] = [
+            (debugging.debug_callback_p, _debug_callback_rule),
+            (debugging.debug_print_p, _debug_print_rule),
+            (jax_callback.pure_callback_p, _pure_callback_rule),
+            (jax_callback.io_callback_p, _io_callback_rule)]
         for primitive, rule in rules:
             mlir.register_lowering(primitive, rule, platform=PLATFORM)
     except (ImportError, AttributeError, NotImplementedError) as e:
