@@ -178,6 +178,33 @@ def test_unused_pure_callback_is_not_called(metal) -> None:
     assert calls == []
 
 
+def test_callback_in_a_nested_jit_matches_cpu(metal, cpu, capsys) -> None:
+    @jax.jit
+    def inner(x):
+        jax.debug.print("inner {}", x)
+        return jax.pure_callback(lambda a: a * 4, F32, x)
+
+    def f(x):
+        return inner(x) + inner(x + 1)
+
+    on_cpu = _printed(capsys, cpu, f, X)
+    on_metal = _printed(capsys, metal, f, X)
+    assert sorted(on_metal.splitlines()) == sorted(on_cpu.splitlines())
+    assert len(on_metal.splitlines()) == 2
+    _same_as_cpu(f, metal, cpu, X)
+
+
+def test_a_callback_may_run_metal_programs_itself(metal) -> None:
+    inner = jax.jit(lambda a: jnp.sin(a) * 2)
+
+    def host(a):  # runs while the outer program runs: re-enters the plugin
+        nested = jax.jit(lambda b: jax.pure_callback(lambda c: c + 1, F32, b))
+        return np.asarray(nested(inner(jax.device_put(np.asarray(a), metal))))
+
+    (got,) = _on(metal, lambda x: jax.pure_callback(host, F32, x) * 3, X)
+    np.testing.assert_allclose(got, (np.sin(X) * 2 + 1) * 3, rtol=1e-6)
+
+
 # ------------------------------------------------------------------ inside control flow
 
 

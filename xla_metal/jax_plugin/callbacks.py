@@ -93,10 +93,28 @@ def _ir_types(avals: Sequence[Any]) -> list[Any]:
             for a in avals]
 
 
+def _op_sharding(ctx: Any, sharding: Any, has_token: bool) -> Any:
+    """The sharding JAX gives its own callback op (one device runs it), or None. Shardy wants
+    one per result, so a token result gets one too."""
+    import dataclasses
+
+    from jax._src import callback as jax_callback
+    from jax._src.sharding_impls import SdyArrayList
+
+    op_sharding = jax_callback._callback_op_sharding(ctx.module_context.axis_context, sharding,
+                                                     ctx.avals_out)
+    if has_token and ctx.avals_out and isinstance(op_sharding, SdyArrayList):
+        first = op_sharding.shardings[0]
+        op_sharding = dataclasses.replace(op_sharding,
+                                          shardings=(first, *op_sharding.shardings))
+    return op_sharding
+
+
 def _emit(ctx: Any, run: Callable[..., Any], name: str, args: Sequence[Any], *,
-          has_side_effect: bool, effect: Any = None) -> list[Any]:
+          has_side_effect: bool, effect: Any = None, op_sharding: Any = None) -> list[Any]:
     """Registers `run` and emits the custom_call that calls it; returns its results. An
-    ordered `effect` threads that effect's token through the call."""
+    ordered `effect` threads that effect's token through the call; `op_sharding` annotates
+    the op."""
     from jax._src import effects
     from jax._src.interpreters import mlir
 
@@ -111,6 +129,8 @@ def _emit(ctx: Any, run: Callable[..., Any], name: str, args: Sequence[Any], *,
     call = mlir.custom_call(host_callbacks.TARGET, result_types=result_types,
                             operands=operands, backend_config=callback.key,
                             has_side_effect=has_side_effect)
+    if op_sharding is not None:
+        mlir.set_sharding(ctx.module_context, call, op_sharding)
     results = list(call.results)
     if ordered:
         token, *results = results
@@ -156,7 +176,6 @@ def _pure_callback_rule(ctx: Any, *args: Any, callback: Any, sharding: Any,
                         result_avals: Any, vmap_method: Any, **params: Any) -> list[Any]:
     from jax._src import callback as jax_callback
 
-    del sharding  # one device: the callback runs on this host either way
     if _cpu_backend_present():
         run = functools.partial(jax_callback.pure_callback_impl, callback=callback,
                                 sharding=None, result_avals=result_avals,
@@ -164,14 +183,13 @@ def _pure_callback_rule(ctx: Any, *args: Any, callback: Any, sharding: Any,
     else:
         run = callback
     return _emit(ctx, _numpy_results(run), f"jax.pure_callback({_name(callback)})", args,
-                 has_side_effect=False)
+                 has_side_effect=False, op_sharding=_op_sharding(ctx, sharding, False))
 
 
 def _io_callback_rule(ctx: Any, *args: Any, callback: Any, sharding: Any, result_avals: Any,
                       ordered: bool, **params: Any) -> list[Any]:
     from jax._src import callback as jax_callback
 
-    del sharding
     if _cpu_backend_present():
         run = functools.partial(jax_callback.io_callback_impl, callback=callback,
                                 sharding=None, result_avals=result_avals, ordered=ordered,
@@ -181,4 +199,5 @@ def _io_callback_rule(ctx: Any, *args: Any, callback: Any, sharding: Any, result
     effect = jax_callback._OrderedIOEffect if ordered else jax_callback._IOEffect
     kind = "io_callback(ordered=True)" if ordered else "io_callback"
     return _emit(ctx, _numpy_results(run), f"jax.experimental.{kind}({_name(callback)})", args,
-                 has_side_effect=True, effect=effect)
+                 has_side_effect=True, effect=effect,
+                 op_sharding=_op_sharding(ctx, sharding, ordered))
