@@ -325,6 +325,45 @@ def test_debug_print_under_grad(metal, cpu, capsys) -> None:
     _same_as_cpu(f, metal, cpu, X)
 
 
+def test_emit_python_callback_from_a_users_own_primitive(metal, cpu) -> None:
+    from jax._src import core as jcore
+    from jax.interpreters import mlir
+
+    seen: list[np.ndarray] = []
+    twice_p = jcore.Primitive("xla_metal_test_host_twice")
+    twice_p.def_impl(lambda x: x * 2)
+    twice_p.def_abstract_eval(lambda x: x)
+
+    def lowering(ctx, x):
+        def host(a):
+            seen.append(np.asarray(a))
+            return (np.asarray(a) * 2,)
+
+        results, _, _ = mlir.emit_python_callback(ctx, host, None, [x], ctx.avals_in,
+                                                  ctx.avals_out, has_side_effect=False)
+        return results
+
+    mlir.register_lowering(twice_p, lowering)
+    _same_as_cpu(lambda x: twice_p.bind(x) + 1, metal, cpu, X)
+    assert len(seen) == 2  # once on CPU, once on metal
+    np.testing.assert_array_equal(seen[1], X)
+
+
+def test_checkify_runtime_check_on_metal(metal) -> None:
+    from jax._src import config
+    from jax.experimental import checkify
+
+    def f(x):
+        checkify.check(x > 0, "x must be positive, got {}", x)
+        return x * 2
+
+    with config.xla_runtime_errors(True):  # checks raise while the program runs
+        step = jax.jit(f)
+        assert float(step(jax.device_put(np.float32(3), metal))) == 6.0
+        with pytest.raises(RuntimeError, match="x must be positive, got -1.0"):
+            step(jax.device_put(np.float32(-1), metal)).block_until_ready()
+
+
 # -------------------------------------------------------------------------- tokens
 
 

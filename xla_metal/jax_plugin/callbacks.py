@@ -17,6 +17,10 @@ x64 is on); the compiler then checks them against the declared shapes and dtypes
 Ordered effects (io_callback(ordered=True), jax.debug.print(ordered=True)) thread their
 effect's token through the custom_call, as JAX's own lowering does, so JAX carries the token
 from one execution to the next.
+
+Other lowering rules (checkify's runtime checks, users' own primitives) call JAX's
+emit_python_callback, which knows only JAX's platforms: for a program lowered for 'metal'
+alone, `_install_emit_python_callback` makes it emit our op; elsewhere JAX's own runs.
 """
 
 from __future__ import annotations
@@ -47,6 +51,13 @@ def register() -> None:
             (jax_callback.io_callback_p, _io_callback_rule)]
         for primitive, rule in rules:
             mlir.register_lowering(primitive, rule, platform=PLATFORM)
+        _install_emit_python_callback()
+        from jax._src import checkify
+
+        # checkify.check under jax_experimental_unsafe_xla_runtime_errors: JAX's own rule,
+        # which calls emit_python_callback.
+        mlir.register_lowering(checkify.check_p, checkify.check_lowering_rule,
+                               platform=PLATFORM)
     except (ImportError, AttributeError, NotImplementedError) as e:
         logger.warning("xla-metal: host callbacks are not available on 'metal' with this JAX "
                        "(%s: %s)", type(e).__name__, e)
@@ -110,21 +121,18 @@ def _op_sharding(ctx: Any, sharding: Any, has_token: bool) -> Any:
     return op_sharding
 
 
-def _emit(ctx: Any, run: Callable[..., Any], name: str, args: Sequence[Any], *,
-          has_side_effect: bool, effect: Any = None, op_sharding: Any = None) -> list[Any]:
-    """Registers `run` and emits the custom_call that calls it; returns its results. An
-    ordered `effect` threads that effect's token through the call; `op_sharding` annotates
-    the op."""
-    from jax._src import effects
+def _call_op(ctx: Any, callback: host_callbacks.HostCallback, operands: Sequence[Any],
+             result_avals: Sequence[Any], *, token: Any, has_side_effect: bool,
+             op_sharding: Any) -> tuple[list[Any], Any]:
+    """Emits the custom_call to `callback`: (its results, the token out or None). A `token`
+    in is threaded through the call; `op_sharding` annotates the op."""
     from jax._src.interpreters import mlir
 
-    callback = host_callbacks.register(run, name)
     ctx.module_context.add_host_callback(callback)
-    operands = list(args)
-    result_types = _ir_types(ctx.avals_out)
-    ordered = effect is not None and effects.ordered_effects.contains(effect)
-    if ordered:
-        operands = [ctx.tokens_in.get(effect), *operands]
+    operands = list(operands)
+    result_types = _ir_types(result_avals)
+    if token is not None:
+        operands = [token, *operands]
         result_types = [mlir.token_type(), *result_types]
     call = mlir.custom_call(host_callbacks.TARGET, result_types=result_types,
                             operands=operands, backend_config=callback.key,
@@ -132,10 +140,56 @@ def _emit(ctx: Any, run: Callable[..., Any], name: str, args: Sequence[Any], *,
     if op_sharding is not None:
         mlir.set_sharding(ctx.module_context, call, op_sharding)
     results = list(call.results)
+    token_out = results.pop(0) if token is not None else None
+    return results, token_out
+
+
+def _emit(ctx: Any, run: Callable[..., Any], name: str, args: Sequence[Any], *,
+          has_side_effect: bool, effect: Any = None, op_sharding: Any = None) -> list[Any]:
+    """Registers `run` and emits the op that calls it; returns its results. An ordered
+    `effect` threads that effect's token through the call."""
+    from jax._src import effects
+    from jax._src.interpreters import mlir
+
+    callback = host_callbacks.register(run, name)
+    ordered = effect is not None and effects.ordered_effects.contains(effect)
+    results, token = _call_op(ctx, callback, args, ctx.avals_out,
+                              token=ctx.tokens_in.get(effect) if ordered else None,
+                              has_side_effect=has_side_effect, op_sharding=op_sharding)
     if ordered:
-        token, *results = results
         ctx.set_tokens_out(ctx.tokens_in.update_tokens(mlir.TokenSet({effect: token})))
     return results
+
+
+def _install_emit_python_callback() -> None:
+    """Lowering rules outside JAX's callback primitives (checkify's runtime checks, users'
+    own primitives) call JAX's `emit_python_callback`, which refuses platforms JAX does not
+    know. For a program lowered for 'metal' alone it emits our op instead; for any other
+    platform JAX's own function runs, unchanged."""
+    from jax._src import callback as jax_callback
+    from jax.interpreters import mlir as public_mlir
+
+    original = jax_callback.emit_python_callback
+    if getattr(original, "_xla_metal", False):
+        return
+
+    def emit_python_callback(ctx: Any, callback: Any, token: Any, operands: Sequence[Any],
+                             operand_avals: Sequence[Any], result_avals: Sequence[Any], *,
+                             has_side_effect: bool, returns_token: bool = True,
+                             partitioned: bool = False, sharding: Any = None) -> Any:
+        if tuple(ctx.module_context.platforms) != (PLATFORM,):
+            return original(ctx, callback, token, operands, operand_avals, result_avals,
+                            has_side_effect=has_side_effect, returns_token=returns_token,
+                            partitioned=partitioned, sharding=sharding)
+        host = host_callbacks.register(_numpy_results(callback),
+                                       f"python callback {_name(callback)}")
+        results, token_out = _call_op(ctx, host, operands, result_avals, token=token,
+                                      has_side_effect=has_side_effect, op_sharding=sharding)
+        return results, token_out, host
+
+    emit_python_callback._xla_metal = True  # type: ignore[attr-defined]
+    jax_callback.emit_python_callback = emit_python_callback
+    public_mlir.emit_python_callback = emit_python_callback  # type: ignore[attr-defined]
 
 
 # --------------------------------------------------------------------------------- rules
