@@ -13,6 +13,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..host_callbacks import TARGET as HOST_CALLBACK_TARGET
+
 
 class Op(enum.Enum):
     """Every operation the compiler knows. The value is the StableHLO/CHLO/func name."""
@@ -159,6 +161,29 @@ PURE = frozenset(set(Op) - {Op.CUSTOM_CALL, Op.RETURN, Op.REGION_RETURN, Op.WHIL
                              Op.CASE, Op.CALL, Op.COMPOSITE, Op.RNG_BIT_GENERATOR, Op.AFTER_ALL})
 
 BY_NAME = {op.value: op for op in Op}
+
+
+def is_host_callback(operation: Operation) -> bool:
+    """A custom_call into Python (jax.debug.print, pure_callback, io_callback)."""
+    return (operation.op is Op.CUSTOM_CALL
+            and operation.attrs.get("call_target_name") == HOST_CALLBACK_TARGET)
+
+
+def runs_on_host(operation: Operation) -> bool:
+    """Must this op run step by step on the host? Control flow decides on the host, and a
+    host callback is Python: mx.compile can trace neither, so no compiled function or loop
+    body may hold one."""
+    return operation.op in CONTROL_FLOW or is_host_callback(operation)
+
+
+def removable_if_unused(operation: Operation) -> bool:
+    """May the op go when nobody reads its results? Pure ops, and custom_calls not marked
+    has_side_effect (as XLA does: a jax.pure_callback whose result is unused is not called)."""
+    if operation.op in TERMINATORS:
+        return False
+    if operation.op is Op.CUSTOM_CALL:
+        return not operation.attrs.get("has_side_effect", False)
+    return operation.op in PURE
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,8 @@ def check_sizes(module: Module) -> Module:
 
 
 def eliminate_dead_code(module: Module) -> Module:
-    """Drop pure operations whose results nobody reads (JAX leaves a few behind)."""
+    """Drop pure operations (and custom_calls without side effects) whose results nobody
+    reads (JAX leaves a few behind)."""
 
     def sweep(block: Block) -> None:
         for operation in block.ops:
@@ -110,7 +111,7 @@ def eliminate_dead_code(module: Module) -> Module:
         kept = []
         for operation in reversed(block.ops):
             used = any(id(r) in live for r in operation.results)
-            if operation.op in PURE and operation.op not in ir.TERMINATORS and not used:
+            if ir.removable_if_unused(operation) and not used:
                 continue
             kept.append(operation)
             live.update(id(v) for v in operation.operands)

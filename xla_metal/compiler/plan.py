@@ -2,8 +2,8 @@
 
 Building a plan resolves every rule, materializes every constant and numbers every value,
 so running it makes no decision that could have been made earlier. A function with no
-host-driven control flow (while/if/case) anywhere inside is additionally handed to
-mx.compile, which fuses its element-wise work.
+host-driven control flow (while/if/case) and no host callback anywhere inside is additionally
+handed to mx.compile, which fuses its element-wise work.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import mlx.core as mx
 from ..errors import UnimplementedError
 from ..runtime.dtypes import to_mlx
 from . import ir
-from .ir import CONTROL_FLOW, Block, Module, Op, Operation, Value
+from .ir import Block, Module, Op, Operation, Value
 from .lowering import registry
 from .placement import needs_cpu_stream, on_cpu_stream
 
@@ -142,7 +142,7 @@ def _has_control_flow(module: Module, function: str, seen: set[str] | None = Non
         return False
     seen.add(function)
     for operation in ir.walk(module.functions[function].body):
-        if operation.op in CONTROL_FLOW and not operation.attrs.get("unroll"):
+        if ir.runs_on_host(operation) and not operation.attrs.get("unroll"):
             return True
         callee = operation.attrs.get("callee") or operation.attrs.get("decomposition")
         if callee and _has_control_flow(module, callee, seen):

@@ -20,6 +20,7 @@ from .. import __version__
 from ..bridge import keep
 from ..compiler import compile_program, ir
 from ..compiler.importer import module_text, stablehlo_versions
+from ..compiler.lowering.callbacks import host_callback_names
 from ..compiler.placement import CPU_ONLY_DTYPES
 from ..element_types import numpy_dtype
 from ..errors import InvalidArgumentError, UnimplementedError, XlaMetalError
@@ -109,17 +110,27 @@ class Executable:
     run: Any                      # the entry function: MLX arrays -> MLX arrays
     module: ir.Module
     fingerprint: str
-    input_types: list[ir.TensorType]
-    output_types: list[ir.TensorType]
+    input_types: list[ir.TensorType | ir.TokenType]
+    output_types: list[ir.TensorType | ir.TokenType]
     code: bytes                   # the program as received: what serialization keeps
     platform: str
 
 
-def _tensor_types(types: list[Any], what: str) -> list[ir.TensorType]:
+# A token (ordered effects: io_callback(ordered=True), debug.print(ordered=True)) travels as a
+# PJRT buffer of type TOKEN; inside the plan it is an empty bool array. JAX hands an empty
+# bool array for a token argument the first time it runs a program with an ordered effect.
+_PJRT_TOKEN = 23  # PJRT_Buffer_Type_TOKEN
+
+
+def _signature_types(types: list[Any], what: str) -> list[ir.TensorType | ir.TokenType]:
     for t in types:
-        if not isinstance(t, ir.TensorType):
+        if not isinstance(t, (ir.TensorType, ir.TokenType)):
             raise UnimplementedError(f"[compile] {what} of type {t} is not supported on metal")
     return types
+
+
+def _is_token_value(array: mx.array) -> bool:
+    return array.size == 0 and array.ndim <= 1
 
 
 def compile(args: Any) -> None:  # noqa: A001 - the PJRT verb
@@ -145,14 +156,15 @@ def _compile_into(args: Any, code: bytes) -> None:
     program = compile_program(code, platform)
     module = program.module
     main = module.main
-    inputs = _tensor_types([a.type for a in main.args], "an argument")
-    outputs = _tensor_types(main.result_types, "a result")
+    inputs = _signature_types([a.type for a in main.args], "an argument")
+    outputs = _signature_types(main.result_types, "a result")
     fingerprint = hashlib.sha256(code + f"|{__version__}|{platform}".encode()).hexdigest()
     exe = Executable(client, program.entry(), module, fingerprint, inputs, outputs, code,
                      platform)
     meta: list[int] = []
     for t in outputs:
-        meta += [PJRT_TYPE[t.dtype], t.rank, *t.shape]
+        meta += [_PJRT_TOKEN, 0] if isinstance(t, ir.TokenType) else \
+            [PJRT_TYPE[t.dtype], t.rank, *t.shape]
     args.executable = _new_handle(exe)
     args.name = keep(main.name.encode())
     args.num_args = len(main.args)
@@ -175,7 +187,7 @@ def deserialize(args: Any) -> None:
 
 def serialize(args: Any) -> None:
     exe = _get(args.executable, Executable)
-    blob = keep(serialization.dump(exe.code, exe.platform))
+    blob = keep(serialization.dump(exe.code, exe.platform, host_callback_names(exe.module)))
     args.data = C.cast(C.c_char_p(blob), C.c_void_p)
     args.size = len(blob)
 
@@ -218,7 +230,12 @@ def execute(args: Any) -> None:
         array = _handles.get(args.args[i])
         if not isinstance(array, mx.array):
             raise InvalidArgumentError(f"[execute] argument {i} is not a live buffer (deleted?)")
-        if tuple(array.shape) != want.shape or to_name(array) != want.dtype:
+        if isinstance(want, ir.TokenType):
+            if not _is_token_value(array):
+                raise InvalidArgumentError(
+                    f"[execute] argument {i} is {to_name(array)}{list(array.shape)}, the "
+                    f"program expects a token")
+        elif tuple(array.shape) != want.shape or to_name(array) != want.dtype:
             raise InvalidArgumentError(
                 f"[execute] argument {i} is {to_name(array)}{list(array.shape)}, the program "
                 f"expects {want.dtype}{list(want.shape)}")
@@ -234,7 +251,11 @@ def execute(args: Any) -> None:
         outputs = exe.run(*inputs)
         mx.eval(outputs)
     for i, (array, want) in enumerate(zip(outputs, exe.output_types, strict=True)):
-        if tuple(array.shape) != want.shape or to_name(array) != want.dtype:
+        if isinstance(want, ir.TokenType):
+            if not _is_token_value(array):
+                raise XlaMetalError(f"[execute] internal error: token result {i} came out as "
+                                    f"{to_name(array)}{list(array.shape)}")
+        elif tuple(array.shape) != want.shape or to_name(array) != want.dtype:
             raise XlaMetalError(f"[execute] internal error: result {i} came out as "
                                 f"{to_name(array)}{list(array.shape)}, declared "
                                 f"{want.dtype}{list(want.shape)}")

@@ -11,15 +11,24 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+from collections.abc import Sequence
 
 from .. import __version__
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, UnimplementedError
 
 MAGIC = b"XLAMETAL"
 FORMAT_VERSION = 1
 
 
-def dump(code: bytes, platform: str) -> bytes:
+def dump(code: bytes, platform: str, host_callbacks: Sequence[str] = ()) -> bytes:
+    """The blob of a program. `host_callbacks` names the Python functions the program calls
+    back (jax.debug.print, pure_callback, ...): those live only in this process, so such an
+    executable is refused rather than written without them."""
+    if host_callbacks:
+        raise UnimplementedError(
+            f"[serialize] this executable calls back into Python ({', '.join(host_callbacks)});"
+            f" host callbacks are functions of the running process and cannot be serialized:"
+            f" compile the function again where it is needed")
     header = json.dumps({"format": FORMAT_VERSION, "xla_metal": __version__,
                          "platform": platform, "size": len(code),
                          "sha256": hashlib.sha256(code).hexdigest()}).encode()

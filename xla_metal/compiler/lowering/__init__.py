@@ -1,6 +1,7 @@
 """Lowering rules, one module per family; importing this package registers them all."""
 
 from . import (  # noqa: F401
+    callbacks,
     collective,
     contraction,
     control,

@@ -15,7 +15,7 @@ from typing import Any
 import mlx.core as mx
 
 from .. import ir
-from ..ir import CONTROL_FLOW, Op, Operation
+from ..ir import Op, Operation
 from .registry import lowering
 
 # Host reads of a loop condition or branch index, counted so benchmarks can show them
@@ -27,11 +27,11 @@ _COMPILED: weakref.WeakKeyDictionary[Operation, dict[int, Callable[..., Any] | N
 
 
 def _host_free(ctx, block: ir.Block) -> bool:
-    """No while/if/case inside the block, nor in any function it calls."""
+    """No while/if/case or host callback inside the block, nor in any function it calls."""
     from ..plan import _has_control_flow
 
     for operation in ir.walk(block):
-        if operation.op in CONTROL_FLOW and not operation.attrs.get("unroll"):
+        if ir.runs_on_host(operation) and not operation.attrs.get("unroll"):
             return False
         callee = operation.attrs.get("callee") or operation.attrs.get("decomposition")
         if callee and _has_control_flow(ctx.program.module, callee):
