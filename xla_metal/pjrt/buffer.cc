@@ -18,6 +18,8 @@ size_t ElementByteSize(PJRT_Buffer_Type type) {
     case PJRT_Buffer_Type_F8E4M3FNUZ:
     case PJRT_Buffer_Type_F8E4M3:
     case PJRT_Buffer_Type_F8E3M4:
+    case PJRT_Buffer_Type_F8E8M0FNU:
+    case PJRT_Buffer_Type_F4E2M1FN:  // one element per byte, as ml_dtypes holds it
     case PJRT_Buffer_Type_S4:
     case PJRT_Buffer_Type_U4:
     case PJRT_Buffer_Type_S2:

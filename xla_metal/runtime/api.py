@@ -23,7 +23,14 @@ from ..compiler.importer import module_text, stablehlo_versions
 from ..element_types import numpy_dtype
 from ..errors import InvalidArgumentError, UnimplementedError, XlaMetalError
 from . import serialization
-from .dtypes import NAME_OF_MLX_DTYPE, PJRT_TYPE, name_of_pjrt_type, to_mlx, to_numpy
+from .dtypes import (
+    NAME_OF_MLX_DTYPE,
+    PJRT_TYPE,
+    name_of_pjrt_type,
+    storage_name,
+    to_mlx,
+    to_numpy,
+)
 
 _handles: dict[int, Any] = {}
 _next_handle = itertools.count(1)
@@ -190,7 +197,7 @@ def execute(args: Any) -> None:
         array = _handles.get(args.args[i])
         if not isinstance(array, mx.array):
             raise InvalidArgumentError(f"[execute] argument {i} is not a live buffer (deleted?)")
-        if tuple(array.shape) != want.shape or to_name(array) != want.dtype:
+        if tuple(array.shape) != want.shape or to_name(array) != storage_name(want.dtype):
             raise InvalidArgumentError(
                 f"[execute] argument {i} is {to_name(array)}{list(array.shape)}, the program "
                 f"expects {want.dtype}{list(want.shape)}")
@@ -205,7 +212,7 @@ def execute(args: Any) -> None:
         outputs = exe.run(*inputs)
         mx.eval(outputs)
     for i, (array, want) in enumerate(zip(outputs, exe.output_types, strict=True)):
-        if tuple(array.shape) != want.shape or to_name(array) != want.dtype:
+        if tuple(array.shape) != want.shape or to_name(array) != storage_name(want.dtype):
             raise XlaMetalError(f"[execute] internal error: result {i} came out as "
                                 f"{to_name(array)}{list(array.shape)}, declared "
                                 f"{want.dtype}{list(want.shape)}")
