@@ -111,7 +111,7 @@ def decode_table_np(name: str) -> np.ndarray:
         return codes.view(numpy_dtype(name)).astype(np.float32)
     fmt = FORMATS[name]
     if bit_width(name) == 4:
-        codes = codes & 0xF
+        codes = (codes & 0xF).astype(np.uint8)
     values = codes.view(numpy_dtype(name)).astype(np.float16)
     bits = values.view(np.uint16).copy()
     nan = np.isnan(values)
@@ -197,7 +197,7 @@ def constant(value: np.ndarray, name: str) -> mx.array:
     if name not in CARRIER:
         return to_mlx(value, name)
     codes = np.asarray(value).view(np.uint8)
-    return _evaluated(np.ascontiguousarray(decode_table_np(name)[codes]))
+    return _evaluated(np.asarray(decode_table_np(name)[codes], order="C"))  # (keeps 0-d)
 
 
 # ------------------------------------------------------------------------- rounding
@@ -254,21 +254,39 @@ def round_float(x: mx.array, name: str, wide_source: bool = False) -> mx.array:
 
 
 def _round_e8m0(x: mx.array) -> mx.array:
-    """To float8_e8m0fnu (powers of two 2^-127..2^127 and NaN), as ml_dtypes and XLA do:
-    ties away from zero; float32 subnormals go to 2^-127 up to it and to 2^-126 above it;
-    zero, negatives, inf and overflow give NaN. float64 values pass through float32."""
-    f = x.astype(mx.float32)
-    u = f.view(mx.uint32)
-    biased = (u >> mx.array(23, mx.uint32)).astype(mx.int32) & 0xFF
-    mantissa = u & mx.array(0x7FFFFF, mx.uint32)
-    half = mx.array(0x400000, mx.uint32)
-    code = mx.where(biased == 0, (mantissa > half).astype(mx.int32),
-                    biased + (mantissa >= half).astype(mx.int32))
+    """To float8_e8m0fnu (powers of two 2^-127..2^127, and NaN) as XLA:CPU converts: ties
+    away from zero; (2^-127, 2^-126) goes up to 2^-126; below 2^-127 a float32 (a subnormal)
+    gives 2^-127, a float64 NaN; zero, negatives, inf and overflow give NaN."""
+    f = x if x.dtype in (mx.float32, mx.float64) else x.astype(mx.float32)
+    uint, mant, bias, _ = _bits_of(f.dtype)
+    u = f.view(uint)
+    biased = (u >> mx.array(mant, uint)).astype(mx.int32) & (2 * bias + 1)
+    mantissa = u & mx.array((1 << mant) - 1, uint)
+    half = mx.array(1 << (mant - 1), uint)
+    code = biased - bias + 127 + (mantissa >= half).astype(mx.int32)
     bad = mx.isnan(f) | (f <= 0) | (code > 254)
+    if f.dtype == mx.float32:  # its subnormals: 2^-127 and below -> 0, above -> 1
+        code = mx.where(biased == 0, (mantissa > half).astype(mx.int32), code)
+    else:
+        bottom = biased - bias == -127
+        code = mx.where(bottom, (mantissa != 0).astype(mx.int32), code)
+        bad = bad | (biased - bias < -127)
     bits = mx.where(code == 0, mx.array(0x400000, mx.uint32),
                     code.astype(mx.uint32) << mx.array(23, mx.uint32))
     bits = mx.where(bad, mx.array(0x7FC00000, mx.uint32), bits)
     return bits.view(mx.float32)
+
+
+# XLA:CPU's float32 arithmetic instructions flush subnormals to zero (operands and results);
+# its library functions (tanh, sin, pow, ...) and bit operations (abs) do not. In e8m0's
+# float32 carrier the one subnormal is its smallest value, 2^-127.
+FLUSHING = frozenset({Op.ADD, Op.SUBTRACT, Op.MULTIPLY, Op.DIVIDE, Op.SQRT, Op.RSQRT,
+                      Op.MAXIMUM, Op.MINIMUM, Op.ATAN2, Op.LOG1P})
+FLUSHING_RESULTS = FLUSHING | {Op.POWER}  # (pow reads 2^-127 as itself, flushes results)
+
+
+def flush_subnormal(x: mx.array) -> mx.array:
+    return mx.where(mx.abs(x) < mx.array(2.0 ** -126, x.dtype), mx.zeros_like(x), x)
 
 
 def wrap_int(x: mx.array, name: str) -> mx.array:
@@ -281,10 +299,16 @@ def wrap_int(x: mx.array, name: str) -> mx.array:
     return (c ^ sign) - sign
 
 
-def rounder(name: str) -> Callable[[mx.array], mx.array]:
-    """What makes a carrier value produced by an op a value of the type again."""
+def _round_flushed_e8m0(x: mx.array) -> mx.array:
+    return _round_e8m0(flush_subnormal(x))
+
+
+def rounder(name: str, op: Op | None = None) -> Callable[[mx.array], mx.array]:
+    """What makes a carrier value produced by `op` a value of the type again."""
     if name in NARROW_INTS:
         return functools.partial(wrap_int, name=name)
+    if name == E8M0:
+        return _round_flushed_e8m0 if op in FLUSHING_RESULTS else _round_e8m0
     return functools.partial(round_float, name=name)
 
 
@@ -311,12 +335,16 @@ def adapt(operation: Operation, rule: Callable[..., Sequence[Any]]) -> Callable[
         rule = narrow_int_rule(operation, rule)
     if operation.op in MOVES:
         return rule
-    rounders = [rounder(n) if n in CARRIER else None
+    flushes = [_dtype(v) == E8M0 and operation.op in FLUSHING for v in operation.operands]
+    rounders = [rounder(n, operation.op) if n in CARRIER else None
                 for n in (_dtype(r) for r in operation.results)]
-    if not any(rounders):
+    if not any(rounders) and not any(flushes):
         return rule
 
     def rounded(ctx: Any, op: Operation, *args: Any) -> list[Any]:
+        if any(flushes):
+            args = tuple(flush_subnormal(a) if f else a for a, f in zip(args, flushes,
+                                                                         strict=True))
         values = rule(ctx, op, *args)
         return [r(v) if r is not None else v for v, r in zip(values, rounders, strict=True)]
 

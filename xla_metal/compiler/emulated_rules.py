@@ -19,7 +19,7 @@ from .emulated_dtypes import (
     round_float,
     wrap_int,
 )
-from .ir import Op, Operation
+from .ir import Op, Operation, TensorType
 from .lowering.elementwise import convert as carrier_convert
 from .lowering.elementwise import operand_dtype, result_dtype
 
@@ -76,7 +76,9 @@ def _regroup(units: mx.array, width: int, to_width: int) -> mx.array:
 
 def _bitcast(ctx: Any, op: Operation, x: mx.array) -> tuple[mx.array]:
     src, dst = operand_dtype(op), result_dtype(op)
-    shape = op.results[0].type.shape
+    result = op.results[0].type
+    assert isinstance(result, TensorType)
+    shape = result.shape
     sw, dw = bit_width(src), bit_width(dst)
     units = encode(x, src) if src in CARRIER else x
     if src == "bool":
