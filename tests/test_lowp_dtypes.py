@@ -320,9 +320,18 @@ def test_bitcast_4_bit(metal: jax.Device, cpu: jax.Device) -> None:
                 lax.bitcast_convert_type(c, jnp.uint4), lax.bitcast_convert_type(b, c.dtype),
                 lax.bitcast_convert_type(d, jnp.int4), lax.bitcast_convert_type(d, c.dtype),
                 lax.bitcast_convert_type(a.reshape(-1, 2), jnp.uint8),
+                lax.bitcast_convert_type(b.reshape(-1, 2), jnp.int8),
                 lax.bitcast_convert_type(c.reshape(-1, 8), jnp.float32))
 
     compare(metal, cpu, casts, i4, u4, f4, u8)
+
+
+def test_bitcast_scalars(metal: jax.Device, cpu: jax.Device) -> None:
+    x = np.array(-1.7e-3, np.float32)
+    compare(metal, cpu, lambda a: (lax.bitcast_convert_type(a, jnp.float8_e5m2),
+                                   lax.bitcast_convert_type(a, jnp.int4),
+                                   lax.bitcast_convert_type(a.astype(jnp.bfloat16), jnp.int8)),
+            x)
 
 
 # ------------------------------------------------------------------- narrow integers

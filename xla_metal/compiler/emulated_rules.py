@@ -84,13 +84,15 @@ def _bitcast(ctx: Any, op: Operation, x: mx.array) -> tuple[mx.array]:
     if src == "bool":
         units = units.astype(mx.uint8)
     storage = mx.uint8 if dst in CARRIER or dst == "bool" else mlx_dtype(dst)
+    if units.ndim == 0:  # (MLX changes the element size of arrays, not of scalars)
+        units = units.reshape(1)
     if sw >= 8 and dw >= 8:
         y = mx.contiguous(units).view(storage)
     else:
         if sw >= 8:
             units, sw = mx.contiguous(units).view(mx.uint8), 8
         y = _regroup(units, sw, min(dw, 8))
-        if dw > 8:
+        if dw >= 8:
             y = mx.contiguous(y).view(storage)
     if dst in CARRIER:
         y = decode(y, dst)

@@ -327,6 +327,8 @@ def _bitcast(ctx, op: Operation, x: mx.array) -> tuple[Any]:
     else:
         if bits(src) < bits(t.dtype):
             x = mx.contiguous(x)
+        if x.ndim == 0 and bits(src) != bits(t.dtype):
+            x = x.reshape(1)  # (MLX changes the element size of arrays, not of scalars)
         y = x.view(_dtypes.mlx_dtype(t.dtype))
     return (y.reshape(t.shape),)
 
