@@ -15,3 +15,27 @@ def numpy_dtype(name: str) -> np.dtype:
     if hasattr(ml_dtypes, name):
         return np.dtype(getattr(ml_dtypes, name))
     return np.dtype(name)
+
+
+# ml_dtypes' sub-byte integers report numpy kind 'V'; their names say what they are.
+_NARROW_INT_BITS = {"int4": 4, "uint4": 4, "int2": 2, "uint2": 2}
+
+
+def kind(name: str) -> str:
+    """'b' bool, 'i' signed, 'u' unsigned, 'f' float, 'c' complex."""
+    if name == "bool":
+        return "b"
+    if name.startswith(("float", "bfloat")):
+        return "f"
+    if name in _NARROW_INT_BITS:
+        return "u" if name.startswith("u") else "i"
+    return numpy_dtype(name).kind
+
+
+def bit_width(name: str) -> int:
+    """Bits of one element (a float4 or int4 is 4 bits, though it occupies a byte)."""
+    if name in _NARROW_INT_BITS:
+        return _NARROW_INT_BITS[name]
+    if name.startswith("float4"):
+        return 4
+    return numpy_dtype(name).itemsize * 8

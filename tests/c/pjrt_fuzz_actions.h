@@ -18,7 +18,7 @@ static size_t element_size(PJRT_Buffer_Type type) {
     case PJRT_Buffer_Type_C64: return 8;
     case PJRT_Buffer_Type_C128: return 16;
     case PJRT_Buffer_Type_INVALID: case PJRT_Buffer_Type_TOKEN: return 0;
-    default: return type > PJRT_Buffer_Type_F8E3M4 ? 0 : 1;
+    default: return type > PJRT_Buffer_Type_F4E2M1FN ? 0 : 1;
   }
 }
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..element_types import numpy_dtype
 from ..errors import InvalidArgumentError, ResourceExhaustedError, UnimplementedError
-from ..runtime.dtypes import MLX_DTYPE
+from ..runtime.dtypes import CARRIER, MLX_DTYPE
 from . import ir
 from .ir import PURE, Block, Module, Op, TensorType, TupleType
 from .rewrites import rewrite
@@ -44,13 +44,14 @@ def verify(module: Module) -> Module:
 
 
 def check_dtypes(module: Module) -> Module:
-    """Refuse, at compile time and by name, any element type MLX cannot hold."""
+    """Refuse, at compile time and by name, any element type MLX can neither hold nor
+    emulate (emulated_dtypes.py: float8, float4, int4, int2 and their unsigned kin)."""
 
     def refuse(t: object, what: str, loc: str) -> None:
         if isinstance(t, TupleType):
             for e in t.elements:
                 refuse(e, what, loc)
-        elif isinstance(t, TensorType) and t.dtype not in MLX_DTYPE:
+        elif isinstance(t, TensorType) and t.dtype not in MLX_DTYPE and t.dtype not in CARRIER:
             where = f" (at {loc})" if loc else ""
             raise UnimplementedError(f"[dtype] {t.dtype} is not supported on metal: {what}"
                                      f"{where}")

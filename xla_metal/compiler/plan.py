@@ -15,8 +15,7 @@ from typing import Any
 import mlx.core as mx
 
 from ..errors import UnimplementedError
-from ..runtime.dtypes import to_mlx
-from . import ir
+from . import emulated_dtypes, ir
 from .ir import Block, Module, Op, Operation, Value
 from .lowering import registry
 from .placement import needs_cpu_stream, on_cpu_stream
@@ -100,7 +99,7 @@ class BlockPlan:
             if operation.op is Op.CONSTANT:
                 template[slot[id(operation.results[0])]] = _constant(operation)
                 continue
-            rule = registry.get_rule(operation, program.platform)
+            rule = emulated_dtypes.adapt(operation, registry.get_rule(operation, program.platform))
             if needs_cpu_stream(operation, program.platform):
                 rule = on_cpu_stream(rule)
                 self.cpu_stream_ops.append(operation)
@@ -129,7 +128,7 @@ class BlockPlan:
 def _constant(operation: Operation) -> Any:
     t = operation.results[0].type
     assert isinstance(t, ir.TensorType)
-    array = to_mlx(operation.attrs["value"], t.dtype)
+    array = emulated_dtypes.constant(operation.attrs["value"], t.dtype)
     # Evaluated now: MLX streams belong to threads, and a lazy array built on the compiling
     # thread cannot be evaluated on the thread that executes.
     mx.eval(array)
@@ -186,7 +185,10 @@ class Program:
             raise UnimplementedError(f"[plan] call to unknown function @{name}") from None
 
     def entry(self) -> Callable[..., list[Any]]:
-        fn = self.function(self.module.entry)
+        main = self.module.main
+        # buffers of emulated types hold bit codes: decoded on entry, encoded on exit
+        fn = emulated_dtypes.at_boundary(self.function(self.module.entry),
+                                         [a.type for a in main.args], main.result_types)
         if _USE_MX_COMPILE and not _has_control_flow(self.module, self.module.entry):
             return compiled(fn)
         return fn

@@ -20,6 +20,8 @@ size_t ElementByteSize(PJRT_Buffer_Type type) {
     case PJRT_Buffer_Type_F8E4M3FNUZ:
     case PJRT_Buffer_Type_F8E4M3:
     case PJRT_Buffer_Type_F8E3M4:
+    case PJRT_Buffer_Type_F8E8M0FNU:
+    case PJRT_Buffer_Type_F4E2M1FN:  // one element per byte, as ml_dtypes holds it
     case PJRT_Buffer_Type_S4:
     case PJRT_Buffer_Type_U4:
     case PJRT_Buffer_Type_S2:
@@ -164,7 +166,7 @@ XM_ENTRY(PJRT_Client_BufferFromHostBuffer, buffer) {
   const size_t rank = args.num_dims;
   if (rank > 0) XM_RETURN_IF_ERROR(RequireNonNull(args.dims, "dims"));
   const int64_t raw_type = RawEnumValue(args.type);
-  if (raw_type < PJRT_Buffer_Type_INVALID || raw_type > PJRT_Buffer_Type_F8E3M4 ||
+  if (raw_type < PJRT_Buffer_Type_INVALID || raw_type > PJRT_Buffer_Type_F4E2M1FN ||
       ElementByteSize(args.type) == 0) {
     return InvalidArgument("PJRT_Client_BufferFromHostBuffer: unsupported element type " +
                            std::to_string(raw_type));

@@ -93,7 +93,7 @@ Status ReadSignature(const XmCompileArgs& result, ExecutableState& state) {
     const int64_t type = meta[position];
     const int64_t rank = meta[position + 1];
     position += 2;
-    if (type <= PJRT_Buffer_Type_INVALID || type > PJRT_Buffer_Type_F8E3M4) {
+    if (type <= PJRT_Buffer_Type_INVALID || type > PJRT_Buffer_Type_F4E2M1FN) {
       return BadCompileResult("unknown element type " + std::to_string(type) + " for output " +
                               std::to_string(output));
     }

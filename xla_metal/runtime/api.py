@@ -25,7 +25,14 @@ from ..compiler.placement import CPU_ONLY_DTYPES
 from ..element_types import numpy_dtype
 from ..errors import InvalidArgumentError, UnimplementedError, XlaMetalError
 from . import hlo_program, introspection, serialization
-from .dtypes import NAME_OF_MLX_DTYPE, PJRT_TYPE, name_of_pjrt_type, to_mlx, to_numpy
+from .dtypes import (
+    NAME_OF_MLX_DTYPE,
+    PJRT_TYPE,
+    name_of_pjrt_type,
+    storage_name,
+    to_mlx,
+    to_numpy,
+)
 
 _handles: dict[int, Any] = {}
 _next_handle = itertools.count(1)
@@ -235,7 +242,7 @@ def execute(args: Any) -> None:
                 raise InvalidArgumentError(
                     f"[execute] argument {i} is {to_name(array)}{list(array.shape)}, the "
                     f"program expects a token")
-        elif tuple(array.shape) != want.shape or to_name(array) != want.dtype:
+        elif tuple(array.shape) != want.shape or to_name(array) != storage_name(want.dtype):
             raise InvalidArgumentError(
                 f"[execute] argument {i} is {to_name(array)}{list(array.shape)}, the program "
                 f"expects {want.dtype}{list(want.shape)}")
@@ -255,7 +262,7 @@ def execute(args: Any) -> None:
             if not _is_token_value(array):
                 raise XlaMetalError(f"[execute] internal error: token result {i} came out as "
                                     f"{to_name(array)}{list(array.shape)}")
-        elif tuple(array.shape) != want.shape or to_name(array) != want.dtype:
+        elif tuple(array.shape) != want.shape or to_name(array) != storage_name(want.dtype):
             raise XlaMetalError(f"[execute] internal error: result {i} came out as "
                                 f"{to_name(array)}{list(array.shape)}, declared "
                                 f"{want.dtype}{list(want.shape)}")

@@ -1,4 +1,10 @@
-"""Element types: IR names (numpy-style), PJRT_Buffer_Type codes and MLX dtypes."""
+"""Element types: IR names (numpy-style), PJRT_Buffer_Type codes and MLX dtypes.
+
+MLX has no float8/float4 and no 2- or 4-bit integers. Those types are emulated
+(compiler/emulated_dtypes.py): a buffer holds their bit codes, one per byte, in a uint8 array
+(the bytes of ml_dtypes' numpy arrays, so transfers are plain copies); inside a program a value
+lives in a *carrier* MLX dtype that holds every value of the type exactly.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ PJRT_TYPE = {
     "complex64": 14, "complex128": 15,
     "float8_e5m2": 16, "float8_e4m3fn": 17, "float8_e4m3b11fnuz": 18, "float8_e5m2fnuz": 19,
     "float8_e4m3fnuz": 20, "int4": 21, "uint4": 22, "int2": 24, "uint2": 25,
-    "float8_e4m3": 26, "float8_e3m4": 27,
+    "float8_e4m3": 26, "float8_e3m4": 27, "float8_e8m0fnu": 28, "float4_e2m1fn": 29,
 }
 NAME_OF_PJRT_TYPE = {code: name for name, code in PJRT_TYPE.items()}
 
@@ -28,13 +34,34 @@ MLX_DTYPE = {
 }
 NAME_OF_MLX_DTYPE = {v: k for k, v in MLX_DTYPE.items()}
 
+# Emulated types -> their carrier: float16 holds every float8/float4 value (XLA:CPU computes
+# these types in float16 too), float32 the exponents 2^-127..2^127 of float8_e8m0fnu.
+CARRIER = {
+    **dict.fromkeys(["float8_e4m3fn", "float8_e5m2", "float8_e4m3b11fnuz", "float8_e4m3fnuz",
+                     "float8_e5m2fnuz", "float8_e4m3", "float8_e3m4", "float4_e2m1fn"],
+                    mx.float16),
+    "float8_e8m0fnu": mx.float32,
+    "int4": mx.int8, "int2": mx.int8, "uint4": mx.uint8, "uint2": mx.uint8,
+}
+STORAGE = "uint8"  # what a buffer of an emulated type holds: one bit code per byte
+
 
 def mlx_dtype(name: str) -> mx.Dtype:
+    """The MLX dtype a program computes `name` in (its carrier, for an emulated type)."""
     try:
         return MLX_DTYPE[name]
     except KeyError:
+        pass
+    try:
+        return CARRIER[name]
+    except KeyError:
         raise UnimplementedError(f"[dtype] {name} is not supported on metal "
                                  f"(MLX has no {name} type)") from None
+
+
+def storage_name(name: str) -> str:
+    """The IR dtype name of the MLX array a buffer of `name` is held in."""
+    return STORAGE if name in CARRIER else name
 
 
 def name_of_pjrt_type(code: int) -> str:
@@ -45,9 +72,12 @@ def name_of_pjrt_type(code: int) -> str:
 
 
 def to_mlx(array: np.ndarray, name: str) -> mx.array:
-    """A host array of IR dtype `name` as an MLX array (bfloat16 travels as its bits)."""
-    dtype = mlx_dtype(name)
+    """A host array of IR dtype `name` as a buffer's MLX array (bfloat16 and the emulated
+    types travel as their bits)."""
     array = np.asarray(array, order="C")  # (np.ascontiguousarray would make scalars 1-d)
+    if name in CARRIER:
+        return mx.array(array.view(np.uint8))
+    dtype = mlx_dtype(name)
     if name == "bfloat16":
         return mx.array(array.view(np.uint16)).view(dtype)
     return mx.array(array, dtype=dtype)

@@ -15,6 +15,7 @@ from typing import Any
 
 import mlx.core as mx
 
+from ...element_types import kind as element_kind
 from ...element_types import numpy_dtype
 from ...errors import UnimplementedError
 from ...runtime import dtypes as _dtypes
@@ -40,11 +41,7 @@ def operand_dtype(op: Operation, i: int = 0) -> str:
 @functools.cache
 def kind(name: str) -> str:
     """'b' bool, 'i' signed, 'u' unsigned, 'f' float, 'c' complex."""
-    if name == "bool":
-        return "b"
-    if name.startswith(("float", "bfloat")):
-        return "f"
-    return numpy_dtype(name).kind
+    return element_kind(name)
 
 
 @functools.cache
@@ -363,6 +360,8 @@ def _bitcast(ctx, op: Operation, x: mx.array) -> tuple[Any]:
     else:
         if bits(src) < bits(t.dtype):
             x = mx.contiguous(x)
+        if x.ndim == 0 and bits(src) != bits(t.dtype):
+            x = x.reshape(1)  # (MLX changes the element size of arrays, not of scalars)
         y = x.view(_dtypes.mlx_dtype(t.dtype))
     return (y.reshape(t.shape),)
 
