@@ -293,12 +293,19 @@ static void act_client(void) {
       must_succeed(api->PJRT_Memory_ToString(&c), "Memory ToString"); break; }
     case 9: { ARGS(PJRT_Plugin_Attributes_Args, a);
       must_succeed(api->PJRT_Plugin_Attributes(&a), "Plugin_Attributes"); break; }
-    case 10: { ARGS(PJRT_Buffer_UnsafePointer_Args, a); /* unsupported: an error, always */
-      a.buffer = num_buffers > 0 ? buffers[0].buffer : NULL;
-      must_fail(api->PJRT_Buffer_UnsafePointer(&a), "UnsafePointer"); break; }
-    case 11: { ARGS(PJRT_Buffer_CopyToDevice_Args, a);
-      a.buffer = num_buffers > 0 ? buffers[0].buffer : NULL; a.dst_device = device;
-      must_fail(api->PJRT_Buffer_CopyToDevice(&a), "CopyToDevice"); break; }
+    case 10: { ARGS(PJRT_Buffer_UnsafePointer_Args, a); /* live: an address; else an error */
+      size_t i = rnd(num_buffers + 1);
+      a.buffer = i < num_buffers ? buffers[i].buffer : NULL;
+      int code = check(api->PJRT_Buffer_UnsafePointer(&a), "UnsafePointer");
+      CHECK(a.buffer != NULL || code != 0, "UnsafePointer of NULL succeeded"); break; }
+    case 11: { ARGS(PJRT_Buffer_CopyToDevice_Args, a); /* any buffer, any device: either way */
+      size_t i = rnd(num_buffers + 1);
+      a.buffer = i < num_buffers ? buffers[i].buffer : NULL; a.dst_device = device;
+      if (check(api->PJRT_Buffer_CopyToDevice(&a), "CopyToDevice") == 0) {
+        CHECK(a.buffer != NULL && a.dst_buffer != NULL, "CopyToDevice: no buffer");
+        keep_buffer(a.dst_buffer, client);
+      }
+      break; }
     default: { ARGS(PJRT_Client_AddressableMemories_Args, a); a.client = client;
       must_succeed(api->PJRT_Client_AddressableMemories(&a), "Client memories"); break; }
   }
