@@ -111,7 +111,27 @@ def _nan_unless(ok: mx.array, x: mx.array, matrix_dims: int) -> mx.array:
 
 
 def _eye(m: int, n: int, batch: Sequence[int], dtype: mx.Dtype) -> mx.array:
-    return mx.broadcast_to(mx.eye(m, n, dtype=dtype), (*batch, m, n))
+    # (made real, then cast: MLX's complex eye is a scatter, which MLX-CUDA lacks for complex)
+    eye = mx.eye(m, n, dtype=mx.float32 if dtype == mx.complex64 else dtype).astype(dtype)
+    return mx.broadcast_to(eye, (*batch, m, n))
+
+
+def _magnitude(x: mx.array) -> mx.array:
+    return mx.sqrt(_abs2(x)) if _is_complex(x) else mx.abs(x)
+
+
+def _cabs1(x: mx.array) -> mx.array:
+    """LAPACK's CABS1 (|re| + |im|), its pivot size for complex matrices; |x| for real."""
+    return mx.abs(mx.real(x)) + mx.abs(mx.imag(x)) if _is_complex(x) else mx.abs(x)
+
+
+def _abs2(x: mx.array) -> mx.array:
+    """|x|^2, real (for complex: re^2 + im^2; MLX-CUDA cannot fuse abs of complex with
+    arithmetic on the result)."""
+    if _is_complex(x):
+        re, im = mx.real(x), mx.imag(x)
+        return re * re + im * im
+    return x * x
 
 
 def _backend_config(op: Operation) -> dict[str, Any]:
@@ -180,7 +200,7 @@ def _cholesky_complex(a: mx.array, lower: bool) -> mx.array:
     tri = mx.tril(a) if lower else _mH(mx.triu(a))  # the triangle LAPACK reads, as lower
     strict = mx.tril(tri, k=-1)
     diag = mx.real(mx.diagonal(tri, axis1=-2, axis2=-1)).astype(mx.complex64)
-    hermitian = strict + _mH(strict) + diag[..., None] * mx.eye(n, dtype=mx.complex64)
+    hermitian = strict + _mH(strict) + diag[..., None] * _eye(n, n, (), mx.complex64)
     factor = mx.linalg.cholesky(_complex_to_real_embedding(hermitian), stream=CPU)
     ok = mx.all(mx.diagonal(factor, axis1=-2, axis2=-1) > 0, axis=-1)
     result = _real_embedding_to_complex(mx.tril(factor))
@@ -260,7 +280,7 @@ def _householder(alpha: mx.array, x: mx.array) -> tuple[mx.array, mx.array, mx.a
     H^H [alpha; x] = [beta; 0], H = I - tau [1; v] [1; v]^H, beta real. When x is zero and
     alpha real, H = I (tau = 0, v = x, beta = alpha)."""
     complex_ = _is_complex(alpha)
-    xnorm2 = mx.sum(mx.abs(x) ** 2, axis=-1) if x.shape[-1] else \
+    xnorm2 = mx.sum(_abs2(x), axis=-1) if x.shape[-1] else \
         mx.zeros(alpha.shape, dtype=_real_dtype(alpha))
     ar = mx.real(alpha) if complex_ else alpha
     ai = mx.imag(alpha) if complex_ else mx.zeros_like(alpha)
@@ -384,7 +404,7 @@ def geqp3(a: mx.array, jpvt: mx.array) -> tuple[mx.array, mx.array, mx.array]:
     taus = []
     for i in range(k):
         # Pivot: among the free columns >= i, the one with the largest norm of rows i:.
-        norms = mx.sum(mx.abs(a[..., i:, :]) ** 2, axis=-2)  # (..., n)
+        norms = mx.sum(_abs2(a[..., i:, :]), axis=-2)  # (..., n)
         norms = mx.where(cols >= i, norms, -1)
         pivot = mx.argmax(norms, axis=-1).astype(mx.int32)  # first largest
         pivot = mx.where(i < nfixed, mx.array(i, dtype=mx.int32), pivot)
@@ -459,7 +479,7 @@ def tridiagonal(a: mx.array, lower: bool) -> tuple[mx.array, mx.array, mx.array,
     diag = mx.diagonal(a, axis1=-2, axis2=-1)
     if complex_:
         diag = mx.real(diag).astype(a.dtype)
-    full = strict + _mH(strict) + diag[..., None] * mx.eye(n, dtype=a.dtype)
+    full = strict + _mH(strict) + diag[..., None] * _eye(n, n, (), a.dtype)
     tau_list: list[mx.array] = []
     es: list[mx.array] = []
     work = full
@@ -658,16 +678,17 @@ def tridiagonal_solve(dl: mx.array, d: mx.array, du: mx.array, b: mx.array,
     rhs = [b[..., i, :] for i in range(n)]
     tiny = None
     if perturb_singular:
-        scale = mx.maximum(mx.maximum(mx.max(mx.abs(dl[..., 1:]), axis=-1) if n > 1 else
-                                      mx.abs(zero), mx.max(mx.abs(d), axis=-1)),
-                           mx.max(mx.abs(du[..., :-1]), axis=-1) if n > 1 else mx.abs(zero))
+        none = _magnitude(zero)
+        scale = mx.maximum(mx.maximum(mx.max(_magnitude(dl[..., 1:]), axis=-1) if n > 1 else
+                                      none, mx.max(_magnitude(d), axis=-1)),
+                           mx.max(_magnitude(du[..., :-1]), axis=-1) if n > 1 else none)
         eps = float(mx.finfo(_real_dtype(d)).eps)
         tiny = mx.maximum(scale, mx.ones_like(scale)) * eps
 
     def perturbed(p: mx.array) -> mx.array:
         if tiny is None:
             return p
-        small = mx.abs(p) < tiny
+        small = _magnitude(p) < tiny
         direction = mx.where(mx.real(p) < 0, -1, 1) if _is_complex(p) else \
             mx.where(p < 0, -1, 1)
         return mx.where(small, (tiny * direction).astype(p.dtype), p)
@@ -675,7 +696,7 @@ def tridiagonal_solve(dl: mx.array, d: mx.array, du: mx.array, b: mx.array,
     pivots = []
     for i in range(n - 1):
         # rows i (diag, sup, 0) and i+1 (sub, diag, sup): the larger leading entry pivots
-        swap = mx.abs(diag[i]) < mx.abs(sub[i + 1])
+        swap = _cabs1(diag[i]) < _cabs1(sub[i + 1])  # LAPACK's gtsv test
         p_d = mx.where(swap, sub[i + 1], diag[i])
         p_sup = mx.where(swap, diag[i + 1], sup[i])
         p_sup2 = mx.where(swap, sup[i + 1], zero)
