@@ -114,6 +114,9 @@ class Op(enum.Enum):
     SORT = "stablehlo.sort"
     FFT = "stablehlo.fft"
     RNG_BIT_GENERATOR = "stablehlo.rng_bit_generator"
+    # linear algebra (rules in lowering/linalg.py)
+    CHOLESKY = "stablehlo.cholesky"
+    TRIANGULAR_SOLVE = "stablehlo.triangular_solve"
     # control flow and structure
     WHILE = "stablehlo.while"
     IF = "stablehlo.if"

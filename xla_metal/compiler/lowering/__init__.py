@@ -6,6 +6,7 @@ from . import (  # noqa: F401
     contraction,
     control,
     elementwise,
+    linalg,
     random,
     reduction,
     shape,
