@@ -46,11 +46,14 @@ def test_unknown_custom_call_names_target_and_source_line() -> None:
 
 def test_unknown_operation_names_it() -> None:
     text = """
-    func.func @main(%a: tensor<4x4xf32>) -> tensor<4x4xf32> {
-      %0 = stablehlo.cholesky %a, lower = true : tensor<4x4xf32>
-      return %0 : tensor<4x4xf32>
+    func.func @main(%a: tensor<4xf32>) -> tensor<4xf32> {
+      %0 = stablehlo.exponential %a : tensor<4xf32>
+      %1 = "stablehlo.all_to_all"(%0) {split_dimension = 0 : i64, concat_dimension = 0 : i64,
+          split_count = 1 : i64, replica_groups = dense<[[0]]> : tensor<1x1xi64>}
+          : (tensor<4xf32>) -> tensor<4xf32>
+      return %1 : tensor<4xf32>
     }"""
-    with pytest.raises(UnimplementedError, match="operation 'stablehlo.cholesky' is not "
+    with pytest.raises(UnimplementedError, match="operation 'stablehlo.all_to_all' is not "
                                                  "supported on metal"):
         compile_program(text.encode())
 
