@@ -116,7 +116,10 @@ _local = threading.local()
 
 def keep(obj: Any) -> Any:
     """Keeps `obj` alive until the next outermost callback on this thread starts."""
-    _local.kept.append(obj)
+    kept = getattr(_local, "kept", None)
+    if kept is None:  # called outside a callback (tests drive the runtime directly)
+        kept = _local.kept = []
+    kept.append(obj)
     return obj
 
 

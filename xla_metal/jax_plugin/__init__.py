@@ -74,7 +74,11 @@ def initialize() -> None:
     xla_bridge.register_plugin(PLATFORM, priority=priority, library_path=str(path))
     _enable_donation()
     _enable_persistent_cache()
-    _register_lowering_rules()
+    try:
+        _register_lowering_rules()
+    except Exception as e:  # noqa: BLE001 - a JAX we do not know: jit still works without them
+        logger.warning("xla-metal: 'metal' lowering rules for linear algebra and host "
+                       "callbacks were not registered (%s: %s)", type(e).__name__, e)
 
 
 def _register_lowering_rules() -> None:
