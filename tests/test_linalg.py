@@ -346,10 +346,12 @@ def test_failures_are_nan_not_errors(metal, cpu) -> None:
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_unsupported_dtypes_are_refused_by_name(metal, dtype) -> None:
+    # our rule's error, or (jax >= 0.11, which checks qr's dtypes while tracing) JAX's own
+    refused = f"(Unsupported dtype|does not accept dtype) {dtype}"
     a = jax.device_put(np.eye(3, dtype=np.float32).astype(dtype), metal)
-    with pytest.raises(Exception, match=f"Unsupported dtype {dtype}"):
+    with pytest.raises(Exception, match=refused):
         jax.block_until_ready(jax.jit(lambda x: jnp.linalg.qr(x)[1])(a))
-    with pytest.raises(Exception, match=f"Unsupported dtype {dtype}"):
+    with pytest.raises(Exception, match=refused):
         jax.block_until_ready(jax.jit(lax.linalg.cholesky)(a))
 
 

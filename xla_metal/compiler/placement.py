@@ -25,13 +25,19 @@ CPU_ONLY_DTYPES = frozenset({"float64", "complex128"})
 # Ops MLX runs on its CPU stream only, whatever their types (linear algebra: mx.linalg has no
 # GPU kernels). Rules that need it add their op here.
 CPU_ONLY_OPS: set[Op] = set()
+# Ops MLX's GPU kernels refuse for some element types (MLX-CUDA 0.32: "[scatter] GPU scatter
+# does not yet support int64"; Metal has no 64-bit atomics either): placed by their types.
+CPU_ONLY_OP_DTYPES: dict[Op, frozenset[str]] = {
+    Op.SCATTER: frozenset({"int64", "uint64"}),
+}
 # Ops that hand values on to other steps and compute nothing themselves.
 _ROUTING = CONTROL_FLOW | {Op.CALL, Op.COMPOSITE}
 
 
-def _dtypes(t: object) -> list[str]:
+def dtypes_of(t: object) -> list[str]:
+    """The element types in a value's type (a tuple's, flattened)."""
     if isinstance(t, TupleType):
-        return [d for e in t.elements for d in _dtypes(e)]
+        return [d for e in t.elements for d in dtypes_of(e)]
     return [t.dtype] if isinstance(t, TensorType) else []
 
 
@@ -42,7 +48,8 @@ def needs_cpu_stream(operation: Operation, platform: str) -> bool:
     if operation.op in CPU_ONLY_OPS:
         return True
     types = [v.type for v in (*operation.operands, *operation.results)]
-    return any(d in CPU_ONLY_DTYPES for t in types for d in _dtypes(t))
+    refused = CPU_ONLY_DTYPES | CPU_ONLY_OP_DTYPES.get(operation.op, frozenset())
+    return any(d in refused for t in types for d in dtypes_of(t))
 
 
 def on_cpu_stream(rule: Callable[..., Sequence[Any]]) -> Callable[..., Sequence[Any]]:

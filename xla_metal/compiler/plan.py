@@ -18,9 +18,16 @@ from ..errors import UnimplementedError
 from . import emulated_dtypes, ir
 from .ir import Block, Module, Op, Operation, Value
 from .lowering import registry
-from .placement import needs_cpu_stream, on_cpu_stream
+from .placement import CPU_ONLY_DTYPES, dtypes_of, needs_cpu_stream, on_cpu_stream
 
 _USE_MX_COMPILE = os.environ.get("XLA_METAL_MX_COMPILE", "1") != "0"
+# MLX-CUDA (0.32) cannot build fused kernels over complex64 values (its generated code casts
+# complex to float: "Failed to compile kernel" for abs, multiply, select of complex), while
+# its separate kernels work: on that backend, programs with complex values are not fused.
+_COMPLEX_FUSES = not (hasattr(mx, "cuda") and mx.cuda.is_available())
+# mx.compile fuses element-wise steps across streams, so a float64 step placed on the CPU
+# stream ends up inside a GPU kernel ("float64 is not supported on the GPU", seen on an H100):
+# programs with such steps are not fused on the 'gpu' platform.
 
 # Depth of mx.compile traces in progress: a compiled function's Python body runs only while
 # MLX traces it, and nothing may be evaluated then. Shared by all threads: another thread's
@@ -149,6 +156,17 @@ def _has_control_flow(module: Module, function: str, seen: set[str] | None = Non
     return False
 
 
+def may_fuse(module: Module, platform: str) -> bool:
+    """Whether mx.compile may fuse this module's straight-line code and loop bodies."""
+    if not _USE_MX_COMPILE:
+        return False
+    dtypes = {d for fn in module.functions.values() for operation in ir.walk(fn.body)
+              for v in (*operation.operands, *operation.results) for d in dtypes_of(v.type)}
+    if platform == "gpu" and dtypes & CPU_ONLY_DTYPES:
+        return False
+    return _COMPLEX_FUSES or not any(d.startswith("complex") for d in dtypes)
+
+
 def _function_runner(plan: BlockPlan) -> Callable[..., list[Any]]:
     return lambda *args: plan.run((), args)
 
@@ -159,6 +177,7 @@ class Program:
     def __init__(self, module: Module, platform: str) -> None:
         self.module = module
         self.platform = platform
+        self.may_fuse = may_fuse(module, platform)
         # Every function is planned now, so a missing rule is a compile-time error.
         self.plans = {name: BlockPlan(self, fn.body) for name, fn in module.functions.items()}
         self._functions: dict[str, Callable[..., list[Any]]] = {
@@ -189,6 +208,6 @@ class Program:
         # buffers of emulated types hold bit codes: decoded on entry, encoded on exit
         fn = emulated_dtypes.at_boundary(self.function(self.module.entry),
                                          [a.type for a in main.args], main.result_types)
-        if _USE_MX_COMPILE and not _has_control_flow(self.module, self.module.entry):
+        if self.may_fuse and not _has_control_flow(self.module, self.module.entry):
             return compiled(fn)
         return fn

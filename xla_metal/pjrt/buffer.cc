@@ -146,9 +146,7 @@ size_t ByteSize(const PJRT_Buffer& buffer) {
 // Checks that a device layout asked of BufferFromHostBuffer is the row-major one we store.
 Status RequireRowMajorDeviceLayout(const PJRT_Buffer_MemoryLayout* layout, size_t rank) {
   if (layout == nullptr) return Ok();
-  if (layout->struct_size < PJRT_Buffer_MemoryLayout_STRUCT_SIZE) {
-    return InvalidArgument("device_layout->struct_size is too small");
-  }
+  // layout->struct_size is not read: see HostMinorToMajor.
   if (RawEnumValue(layout->type) == PJRT_Buffer_MemoryLayout_Type_Tiled &&
       layout->tiled.num_tiles == 0 &&
       layout->tiled.minor_to_major_size == rank &&
@@ -411,15 +409,12 @@ Status HostMinorToMajor(const PJRT_Buffer& buffer, const PJRT_Buffer_MemoryLayou
                         const int64_t*& minor_to_major) {
   minor_to_major = nullptr;
   if (host_layout == nullptr) return Ok();
-  // jaxlib 0.11 (seen on the NVIDIA machine) hands a layout whose struct_size is 1 for plain
-  // np.asarray: no real layout struct is that small, so it carries no request and means the
-  // default row-major layout. Any other undersized struct is an error.
-  if (host_layout->struct_size < offsetof(PJRT_Buffer_MemoryLayout, tiled)) return Ok();
-  if (host_layout->struct_size < PJRT_Buffer_MemoryLayout_STRUCT_SIZE) {
-    return InvalidArgument("PJRT_Buffer_ToHostBuffer: host_layout->struct_size is " +
-                           std::to_string(host_layout->struct_size) + ", expected at least " +
-                           std::to_string(PJRT_Buffer_MemoryLayout_STRUCT_SIZE));
-  }
+  // PJRT_Buffer_MemoryLayout is a nested struct, and XLA's own producer of it
+  // (pjrt::ConvertToBufferMemoryLayoutData, used by jaxlib's C-API client for np.asarray and
+  // for device layouts) never sets its struct_size or tiled.struct_size: they hold whatever was
+  // on the stack (1 and 17 seen from jaxlib 0.11 on the NVIDIA machine). XLA's own plugins do
+  // not read them either, so neither do we: the struct is read whole, its layout has never
+  // changed since the API's first version.
   const size_t rank = buffer.dims.size();
   const int64_t layout_type = RawEnumValue(host_layout->type);
   if (layout_type == PJRT_Buffer_MemoryLayout_Type_Tiled) {

@@ -43,7 +43,7 @@ def _region(ctx, op: Operation, index: int) -> Callable[..., list[Any]]:
     """Region `index` as a function of its block arguments, compiled when it can be."""
     from .. import plan as plan_module
 
-    if not plan_module._USE_MX_COMPILE:
+    if not ctx.program.may_fuse:
         return ctx.region(index)
     cache = _COMPILED.setdefault(op, {})
     if index not in cache:
