@@ -16,6 +16,7 @@ from tests.direct import artifact
 from tests.op_table import check
 from xla_metal.compiler import compile_program
 from xla_metal.compiler.ir import Op
+from xla_metal.compiler.placement import evaluate
 from xla_metal.runtime.dtypes import to_mlx, to_numpy
 
 
@@ -92,7 +93,7 @@ def test_placed_plan_gives_jax_values(platform, cpu):
     device = mx.cpu if platform == "cpu" else mx.default_device()
     with mx.stream(device):
         outputs = program.entry()(*[to_mlx(a, a.dtype.name) for a in args])
-        mx.eval(outputs)
+        evaluate(outputs)
     got = [to_numpy(o) for o in outputs]
     assert len(got) == len(expected)
     for e, g in zip(expected, got, strict=True):
@@ -117,7 +118,7 @@ def test_placed_straight_line_plan_is_not_fused(cpu):
     with jax.enable_x64(True):
         assert compile_program(artifact(_straight, *args), "cpu").may_fuse
     outputs = program.entry()(*[to_mlx(a, a.dtype.name) for a in args])
-    mx.eval(outputs)
+    evaluate(outputs)
     for e, g in zip(expected, [to_numpy(o) for o in outputs], strict=True):
         check(e, g, (1e-6, 1e-6), "straight")
 

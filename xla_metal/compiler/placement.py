@@ -61,3 +61,22 @@ def on_cpu_stream(rule: Callable[..., Sequence[Any]]) -> Callable[..., Sequence[
 
     placed.__name__ = f"{getattr(rule, '__name__', 'rule')}_on_cpu"
     return placed
+
+
+
+
+def evaluate(values: Sequence[Any], asynchronous: bool = False) -> None:
+    """mx.eval(values) (mx.async_eval when asked), safe when some are CPU-stream float64.
+
+    On an H100 (MLX-CUDA 0.32) one mx.eval of a list mixing a GPU-stream result with a
+    CPU-stream float64 result fails ("float64 is not supported on the GPU") although each
+    evaluates alone: float64 arrays are evaluated one by one, after the others."""
+    wide = [v for v in values if v.dtype == mx.float64]
+    if not wide:
+        (mx.async_eval if asynchronous else mx.eval)(values)
+        return
+    rest = [v for v in values if v.dtype != mx.float64]
+    if rest:
+        mx.eval(rest)
+    for v in wide:
+        mx.eval(v)

@@ -21,7 +21,7 @@ from ..bridge import keep
 from ..compiler import compile_program, ir
 from ..compiler.importer import module_text, stablehlo_versions
 from ..compiler.lowering.callbacks import host_callback_names
-from ..compiler.placement import CPU_ONLY_DTYPES
+from ..compiler.placement import CPU_ONLY_DTYPES, evaluate
 from ..element_types import numpy_dtype
 from ..errors import InvalidArgumentError, UnimplementedError, XlaMetalError
 from . import hlo_program, introspection, serialization
@@ -256,7 +256,7 @@ def execute(args: Any) -> None:
                 _pinned.discard(args.args[i])
     with mx.stream(exe.client.device):
         outputs = exe.run(*inputs)
-        mx.eval(outputs)
+        evaluate(outputs)
     for i, (array, want) in enumerate(zip(outputs, exe.output_types, strict=True)):
         if isinstance(want, ir.TokenType):
             if not _is_token_value(array):

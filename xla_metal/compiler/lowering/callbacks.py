@@ -27,6 +27,7 @@ from ...host_callbacks import HostCallback, lookup
 from ...runtime.dtypes import to_mlx, to_numpy
 from .. import ir
 from ..ir import Op, Operation, TensorType, TokenType
+from ..placement import evaluate
 from .registry import register_check
 from .structure import CUSTOM_CALLS
 
@@ -102,7 +103,7 @@ def _host_callback(ctx, op: Operation, *args: Any) -> Sequence[Any]:
     callback = _RESOLVED[op]
     tensors = [a for a, v in zip(args, op.operands, strict=True)
                if not isinstance(v.type, TokenType)]
-    mx.eval(tensors)
+    evaluate(tensors)
     # Copies: the callback may keep what it is given, and MLX may reuse the memory later.
     host_args = [np.array(to_numpy(a), copy=True) for a in tensors]
     return _to_results(callback, op, _call(callback, op, host_args))

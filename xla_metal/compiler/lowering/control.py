@@ -12,10 +12,9 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import mlx.core as mx
-
 from .. import ir
 from ..ir import Op, Operation
+from ..placement import evaluate
 from .registry import lowering
 
 # Host reads of a loop condition or branch index, counted so benchmarks can show them
@@ -77,13 +76,13 @@ def _while(ctx, op: Operation, *args: Any) -> Sequence[Any]:
         for i in range(trips):
             values = list(body(*values))
             if not TRACING[0] and i % _EVAL_EVERY == _EVAL_EVERY - 1:
-                mx.async_eval(values)
+                evaluate(values, asynchronous=True)
         return values
     cond, body = _region(ctx, op, 0), _region(ctx, op, 1)
     while bool(cond(*values)[0].item()):
         HOST_READS[0] += 1
         values = list(body(*values))
-        mx.eval(values)  # keep the lazy graph from growing with the trip count
+        evaluate(values)  # keep the lazy graph from growing with the trip count
     return values
 
 
