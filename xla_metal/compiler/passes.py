@@ -15,6 +15,7 @@ from ..errors import InvalidArgumentError, ResourceExhaustedError, Unimplemented
 from ..runtime.dtypes import CARRIER, MLX_DTYPE
 from . import ir
 from .ir import PURE, Block, Module, Op, TensorType, TupleType
+from .fusions import fuse_kernels
 from .rewrites import rewrite
 
 Pass = Callable[[Module], Module]
@@ -162,6 +163,7 @@ PIPELINE: list[tuple[str, Pass]] = [
     ("check element types", check_dtypes),
     ("check array sizes", check_sizes),
     ("fold zero-size values", fold_empty_values),
+    ("fuse softmax and norms onto MLX kernels", fuse_kernels),
     ("rewrite patterns, mark counted loops", rewrite),
     ("eliminate dead code", eliminate_dead_code),
 ]
