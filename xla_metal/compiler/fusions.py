@@ -61,11 +61,13 @@ class Graph:
         return o if o is not None and o.op in kinds else None
 
     def source(self, v: Value) -> tuple[Value, list[int | None], list[Operation]] | None:
-        """(u, labels, chain): v is u passed through the broadcast_in_dim/reshape ops of
-        `chain`, which only insert or broadcast size-1 dims; labels[j] is the dim of u that
+        """(u, labels, chain): v is u passed through the broadcast_in_dim/reshape ops (and
+        identity converts) of `chain`, which only insert or broadcast size-1 dims; labels[j] is the dim of u that
         v's dim j reads (None for a broadcast or size-1 dim)."""
         chain: list[Operation] = []
-        while (o := self.op(v, *_BROADCASTS)) is not None:
+        while (o := self.op(v, *_BROADCASTS, Op.CONVERT)) is not None:
+            if o.op is Op.CONVERT and _dtype(o.operands[0]) != _dtype(v):
+                break  # a convert to the same type is an identity (JAX leaves a few)
             chain.append(o)
             v = o.operands[0]
         if not isinstance(v.type, TensorType):
@@ -74,6 +76,8 @@ class Graph:
         for o in reversed(chain):
             src, out = _shape(o.operands[0]), _shape(o.results[0])
             new: list[int | None] = [None] * len(out)
+            if o.op is Op.CONVERT:
+                continue
             if o.op is Op.BROADCAST_IN_DIM:
                 for i, d in enumerate(o.attrs["broadcast_dimensions"]):
                     if src[i] == out[d]:
@@ -129,10 +133,11 @@ class Graph:
     def mean(self, v: Value, axes: tuple[int, ...], seen: list[Operation]) -> Value | None:
         """x when v = sum(x over axes) / N, N exactly the number of elements summed (v of
         x's rank, keepdims, or of the reduced rank)."""
+        trial: list[Operation] = []
+        v, narrow = self.narrowed(v, trial)  # float16/bfloat16: JAX averages in float32
         d = self.op(v, Op.DIVIDE)
         if d is None:
             return None
-        trial: list[Operation] = []
         total = d.operands[0]  # the sum itself, or (keepdims) broadcast back over axes
         if self.op(total, Op.REDUCE) is None:
             total = self.rows(total, axes, trial)
@@ -142,8 +147,30 @@ class Graph:
         x = found[0]
         if self.splat(d.operands[1]) != math.prod(_shape(x)[a] for a in axes):
             return None
+        if narrow is not None:
+            x = self.widened(x, narrow, trial)
+        if x is None:
+            return None
         seen += [*trial, d]
         return x
+
+    def narrowed(self, v: Value, seen: list[Operation]) -> tuple[Value, str | None]:
+        """(w, dtype) when v = convert(w) from float32 to float16/bfloat16 (how JAX returns a
+        sum or mean it took in float32); else (v, None)."""
+        c = self.op(v, Op.CONVERT)
+        if c is None or _dtype(v) not in ("float16", "bfloat16") or \
+                _dtype(c.operands[0]) != "float32":
+            return v, None
+        seen.append(c)
+        return c.operands[0], _dtype(v)
+
+    def widened(self, v: Value, dtype: str, seen: list[Operation]) -> Value | None:
+        """w when v = convert(w) from `dtype` to float32 (the input of that sum)."""
+        c = self.op(v, Op.CONVERT)
+        if c is None or _dtype(c.operands[0]) != dtype:
+            return None
+        seen.append(c)
+        return c.operands[0]
 
     def vector(self, v: Value, seen: list[Operation]) -> Value | None:
         """w when v is a vector w broadcast along every dim but the last (a scale, a bias)."""
@@ -197,11 +224,16 @@ def softmax(g: Graph, root: Operation) -> Fused | None:
     sum_source = g.source(denominator)
     if ex is None or sub is None or sum_source is None:
         return None
-    total = g.reduce(sum_source[0], "ADD", 0.0, seen)
-    if total is None or total[0] is not e:
+    row, narrow = g.narrowed(sum_source[0], seen)  # float16/bfloat16: summed in float32
+    found_sum = g.source(row) if narrow is not None else (row, [], [])
+    total = g.reduce(found_sum[0], "ADD", 0.0, seen) if found_sum is not None else None
+    if total is None:
         return None
     axes = total[1]
-    if g.rows(denominator, axes, seen) is None:
+    summed = g.widened(total[0], narrow, seen) if narrow is not None else total[0]
+    if summed is not e or g.rows(denominator, axes, seen) is not sum_source[0]:
+        return None
+    if narrow is not None and g.rows(row, axes, seen) is not found_sum[0]:
         return None
     x, shifted = sub.operands
     peak = g.rows(shifted, axes, seen)
