@@ -62,8 +62,8 @@ class Graph:
 
     def source(self, v: Value) -> tuple[Value, list[int | None], list[Operation]] | None:
         """(u, labels, chain): v is u passed through the broadcast_in_dim/reshape ops (and
-        identity converts) of `chain`, which only insert or broadcast size-1 dims; labels[j] is the dim of u that
-        v's dim j reads (None for a broadcast or size-1 dim)."""
+        identity converts) of `chain`, which only insert or broadcast size-1 dims; labels[j]
+        is the dim of u that v's dim j reads (None for a broadcast or size-1 dim)."""
         chain: list[Operation] = []
         while (o := self.op(v, *_BROADCASTS, Op.CONVERT)) is not None:
             if o.op is Op.CONVERT and _dtype(o.operands[0]) != _dtype(v):
@@ -138,17 +138,17 @@ class Graph:
         d = self.op(v, Op.DIVIDE)
         if d is None:
             return None
-        total = d.operands[0]  # the sum itself, or (keepdims) broadcast back over axes
-        if self.op(total, Op.REDUCE) is None:
+        total: Value | None = d.operands[0]  # the sum, or (keepdims) broadcast back
+        if total is not None and self.op(total, Op.REDUCE) is None:
             total = self.rows(total, axes, trial)
         found = self.reduce(total, "ADD", 0.0, trial) if total is not None else None
         if found is None or found[1] != axes:
             return None
-        x = found[0]
-        if self.splat(d.operands[1]) != math.prod(_shape(x)[a] for a in axes):
+        x: Value | None = found[0]
+        if self.splat(d.operands[1]) != math.prod(_shape(found[0])[a] for a in axes):
             return None
         if narrow is not None:
-            x = self.widened(x, narrow, trial)
+            x = self.widened(found[0], narrow, trial)
         if x is None:
             return None
         seen += [*trial, d]
@@ -227,7 +227,7 @@ def softmax(g: Graph, root: Operation) -> Fused | None:
     row, narrow = g.narrowed(sum_source[0], seen)  # float16/bfloat16: summed in float32
     found_sum = g.source(row) if narrow is not None else (row, [], [])
     total = g.reduce(found_sum[0], "ADD", 0.0, seen) if found_sum is not None else None
-    if total is None:
+    if found_sum is None or total is None:
         return None
     axes = total[1]
     summed = g.widened(total[0], narrow, seen) if narrow is not None else total[0]

@@ -14,8 +14,8 @@ from ..element_types import numpy_dtype
 from ..errors import InvalidArgumentError, ResourceExhaustedError, UnimplementedError
 from ..runtime.dtypes import CARRIER, MLX_DTYPE
 from . import ir
-from .ir import PURE, Block, Module, Op, TensorType, TupleType
 from .fusions import fuse_kernels
+from .ir import PURE, Block, Module, Op, TensorType, TupleType
 from .rewrites import rewrite
 
 Pass = Callable[[Module], Module]
