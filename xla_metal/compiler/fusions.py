@@ -18,6 +18,7 @@ backward so the largest one (norm * scale + bias) wins over its core (the norm a
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -26,6 +27,8 @@ import numpy as np
 from .ir import Module, Op, Operation, TensorType, Value, walk
 from .lowering.regions import combiner
 
+# XLA_METAL_FUSE=0 turns the pass off (tools/bench_fusions.py measures with and without it).
+_ENABLED = os.environ.get("XLA_METAL_FUSE", "1") != "0"
 # Element types the fused kernels take (others keep their op-by-op lowering).
 FUSED_DTYPES = frozenset({"float32", "float16", "bfloat16"})
 _BROADCASTS = (Op.BROADCAST_IN_DIM, Op.RESHAPE)
@@ -370,6 +373,8 @@ RULES: dict[Op, list[Callable[[Graph, Operation], Fused | None]]] = {
 
 
 def fuse_kernels(module: Module) -> Module:
+    if not _ENABLED:
+        return module
     g = Graph(module)
     consumed: set[int] = set()
     for fn in module.functions.values():
