@@ -91,9 +91,10 @@ def _adam_state(params):
     return params, zeros(params), zeros(params), np.zeros((), np.float32)
 
 
-def lm(args) -> Workload:
+def lm_inputs(args):
+    """The transformer's parameters, tokens and targets (d=256, 4 layers, vocab 512)."""
     rng = np.random.default_rng(1)
-    d, layers, heads, vocab, t, b = 256, 4, 4, 512, args.lm_seq, args.lm_batch
+    d, layers, vocab, t, b = 256, 4, 512, args.lm_seq, args.lm_batch
     ones, zeros = np.ones(d, np.float32), np.zeros(d, np.float32)
     params = {"embed": _normal(rng, (vocab, d), d), "pos": _normal(rng, (t, d), d),
               "lnf_s": ones, "lnf_b": zeros, "head": _normal(rng, (d, vocab), d),
@@ -102,7 +103,13 @@ def lm(args) -> Workload:
                           "w1": _normal(rng, (d, 4 * d), d),
                           "w2": _normal(rng, (4 * d, d), 4 * d)} for _ in range(layers)]}
     tokens = rng.integers(0, vocab, (b, t + 1)).astype(np.int32)
-    batch = (tokens[:, :-1], tokens[:, 1:])
+    return params, tokens[:, :-1], tokens[:, 1:]
+
+
+def lm(args) -> Workload:
+    d, layers, heads, t, b = 256, 4, 4, args.lm_seq, args.lm_batch
+    params, tokens, targets = lm_inputs(args)
+    batch = (tokens, targets)
     state = _adam_state(params)
     jax_step = lambda s, x, y: jm.lm_step_jit(s, x, y, heads)  # noqa: E731
     return _three(f"Transformer LM d={d} L={layers} H={heads} seq {t} batch {b}, AdamW",

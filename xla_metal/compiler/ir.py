@@ -138,6 +138,10 @@ class Op(enum.Enum):
     REDUCE_SCATTER = "stablehlo.reduce_scatter"
     REPLICA_ID = "stablehlo.replica_id"
     PARTITION_ID = "stablehlo.partition_id"
+    # MLX's fused kernels, made only by compiler/fusions.py from exact StableHLO patterns
+    SOFTMAX = "xla_metal.softmax"        # attrs: axes, precise (accumulate in float32)
+    LAYER_NORM = "xla_metal.layer_norm"  # (x, [scale], [bias]) over the last axis; attrs: eps
+    RMS_NORM = "xla_metal.rms_norm"      # (x, [scale]) over the last axis; attrs: eps
 
 
 UNARY_ELEMENTWISE = frozenset({

@@ -14,6 +14,7 @@ from ..element_types import numpy_dtype
 from ..errors import InvalidArgumentError, ResourceExhaustedError, UnimplementedError
 from ..runtime.dtypes import CARRIER, MLX_DTYPE
 from . import ir
+from .fusions import fuse_kernels
 from .ir import PURE, Block, Module, Op, TensorType, TupleType
 from .rewrites import rewrite
 
@@ -162,6 +163,7 @@ PIPELINE: list[tuple[str, Pass]] = [
     ("check element types", check_dtypes),
     ("check array sizes", check_sizes),
     ("fold zero-size values", fold_empty_values),
+    ("fuse softmax and norms onto MLX kernels", fuse_kernels),
     ("rewrite patterns, mark counted loops", rewrite),
     ("eliminate dead code", eliminate_dead_code),
 ]

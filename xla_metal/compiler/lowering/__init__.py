@@ -6,6 +6,7 @@ from . import (  # noqa: F401
     contraction,
     control,
     elementwise,
+    fused,
     linalg,
     random,
     reduction,
