@@ -377,3 +377,14 @@ def buffer_pointer(args: Any) -> None:
         _pinned.add(args.buffer)
     assert memory is not None  # a pinned array is row-contiguous
     args.address = memory[0]
+
+
+def array_at(address: int, nbytes: int) -> mx.array | None:
+    """The array of a live buffer whose address was handed out (buffer_pointer) and whose
+    memory is [address, address + nbytes); None if there is none. DLPack export holds on to
+    it, so the memory outlives the buffer as long as the consumer's view does."""
+    for handle in list(_pinned):
+        array = _handles.get(handle)
+        if isinstance(array, mx.array) and _memory_range(array) == (address, address + nbytes):
+            return array
+    return None
