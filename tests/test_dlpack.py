@@ -7,6 +7,7 @@ a kDLCPU tensor over the metal buffer's own memory, no copy. Import
 
 from __future__ import annotations
 
+import ctypes as C
 import gc
 
 import jax
@@ -164,3 +165,32 @@ def test_cpu_arrays_keep_jax_s_own_export(cpu) -> None:
     view = np.from_dlpack(x)
     assert view.ctypes.data == x.unsafe_buffer_pointer()
     np.testing.assert_array_equal(view, np.arange(3, dtype=np.float32))
+
+
+class _DLTensor(C.Structure):
+    _fields_ = [("data", C.c_void_p), ("device_type", C.c_int32), ("device_id", C.c_int32),
+                ("ndim", C.c_int32), ("code", C.c_uint8), ("bits", C.c_uint8),
+                ("lanes", C.c_uint16), ("shape", C.POINTER(C.c_int64)),
+                ("strides", C.POINTER(C.c_int64)), ("byte_offset", C.c_uint64)]
+
+
+class _DLManagedTensorVersioned(C.Structure):
+    _fields_ = [("major", C.c_uint32), ("minor", C.c_uint32), ("manager_ctx", C.c_void_p),
+                ("deleter", C.c_void_p), ("flags", C.c_uint64), ("dl_tensor", _DLTensor)]
+
+
+def test_versioned_bfloat16_capsule_as_dlpack_spells_it(metal) -> None:
+    # No consumer here takes a DLPack 1.0 bfloat16 tensor (NumPy has no bfloat16 code, jaxlib
+    # takes only pre-1.0 capsules), so the capsule is read as the DLPack header lays it out.
+    get_pointer = C.pythonapi.PyCapsule_GetPointer
+    get_pointer.restype = C.c_void_p
+    get_pointer.argtypes = [C.py_object, C.c_char_p]
+    x = jax.device_put(_sample(ml_dtypes.bfloat16, (2, 3)), metal)
+    capsule = x.__dlpack__(max_version=(1, 0))
+    managed = _DLManagedTensorVersioned.from_address(get_pointer(capsule, b"dltensor_versioned"))
+    tensor = managed.dl_tensor
+    assert (managed.major, managed.flags & 1) == (1, 1)  # read-only
+    assert (tensor.device_type, tensor.device_id) == (1, 0)  # kDLCPU
+    assert (tensor.code, tensor.bits, tensor.lanes) == (4, 16, 1)  # kDLBfloat
+    assert [tensor.shape[i] for i in range(tensor.ndim)] == [2, 3]
+    assert tensor.data + tensor.byte_offset == x.unsafe_buffer_pointer()

@@ -46,7 +46,7 @@ class _DLTensorHead(C.Structure):
 
 # Where DLTensor sits in each capsule's struct: first in DLManagedTensor; after version (8
 # bytes), manager_ctx, deleter and flags (8 bytes each) in DLManagedTensorVersioned.
-_TENSOR_OFFSET = {b"dltensor": 0, b"dltensor_versioned": 8 + 3 * C.sizeof(C.c_void_p)}
+_TENSOR_OFFSET = {b"dltensor": 0, b"dltensor_versioned": 8 + 2 * C.sizeof(C.c_void_p) + 8}
 
 _capsule_name = C.pythonapi.PyCapsule_GetName
 _capsule_name.restype = C.c_char_p
