@@ -109,6 +109,10 @@ static void check_copies(PJRT_Device* device, PJRT_Memory* memory, PJRT_Buffer* 
   delete_buffer(source);  /* the copies are buffers of their own */
   check_values(to_device.dst_buffer, values, "CopyToDevice copy");
   check_values(to_memory.dst_buffer, values, "CopyToMemory copy");
+  ARGS(PJRT_Buffer_Memory_Args, copy_memory);
+  copy_memory.buffer = to_memory.dst_buffer;
+  expect_ok(api->PJRT_Buffer_Memory(&copy_memory), "Buffer_Memory");
+  CHECK(copy_memory.memory == memory, "CopyToMemory's copy is not in the memory asked for");
 
   to_device.buffer = to_device.dst_buffer;
   to_device.dst_device = NULL;
@@ -256,7 +260,12 @@ int main(int argc, char** argv) {
   compile(client, "garbage", 7, "hlo", &error);
   expect_error(error, "compile a garbage 'hlo' program", "HloModuleProto");
 
-  check_copies(device, default_memory.memory, a, a_values);
+  /* A copy into 'pinned_host' (memory 1), which JAX's host offload asks for. */
+  ARGS(PJRT_Device_AddressableMemories_Args, device_memories);
+  device_memories.device = device;
+  expect_ok(api->PJRT_Device_AddressableMemories(&device_memories), "AddressableMemories");
+  CHECK(device_memories.num_memories == 3, "%zu device memories", device_memories.num_memories);
+  check_copies(device, device_memories.memories[1], a, a_values);
   destroy_buffer(a);
   check_pointer_and_references(b, b_values);
   check_donation_respects_references(client, device, a_values, b_values);

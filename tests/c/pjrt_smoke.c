@@ -111,17 +111,29 @@ int main(int argc, char** argv) {
   ARGS(PJRT_Client_AddressableMemories_Args, memories);
   memories.client = client;
   expect_ok(api->PJRT_Client_AddressableMemories(&memories), "Client_AddressableMemories");
-  CHECK(memories.num_addressable_memories == 1 &&
+  /* The default memory 'device' first, then the host kinds JAX offloads to (one MLX pool). */
+  static const char* const kinds[] = {"device", "pinned_host", "unpinned_host"};
+  CHECK(memories.num_addressable_memories == 3 &&
             memories.addressable_memories[0] == default_memory.memory,
         "client memories");
-  ARGS(PJRT_Memory_Kind_Args, memory_kind);
-  memory_kind.memory = default_memory.memory;
-  expect_ok(api->PJRT_Memory_Kind(&memory_kind), "Memory_Kind");
-  CHECK(memory_kind.kind_size == 6 && memcmp(memory_kind.kind, "device", 6) == 0, "memory kind");
-  ARGS(PJRT_Memory_AddressableByDevices_Args, memory_devices);
-  memory_devices.memory = default_memory.memory;
-  expect_ok(api->PJRT_Memory_AddressableByDevices(&memory_devices), "AddressableByDevices");
-  CHECK(memory_devices.num_devices == 1 && memory_devices.devices[0] == device, "memory devices");
+  for (int i = 0; i < 3; ++i) {
+    PJRT_Memory* memory = memories.addressable_memories[i];
+    ARGS(PJRT_Memory_Kind_Args, memory_kind);
+    memory_kind.memory = memory;
+    expect_ok(api->PJRT_Memory_Kind(&memory_kind), "Memory_Kind");
+    CHECK(memory_kind.kind_size == strlen(kinds[i]) &&
+              memcmp(memory_kind.kind, kinds[i], memory_kind.kind_size) == 0,
+          "memory kind %d", i);
+    ARGS(PJRT_Memory_Id_Args, memory_id);
+    memory_id.memory = memory;
+    expect_ok(api->PJRT_Memory_Id(&memory_id), "Memory_Id");
+    CHECK(memory_id.id == i, "memory id %d", i);
+    ARGS(PJRT_Memory_AddressableByDevices_Args, memory_devices);
+    memory_devices.memory = memory;
+    expect_ok(api->PJRT_Memory_AddressableByDevices(&memory_devices), "AddressableByDevices");
+    CHECK(memory_devices.num_devices == 1 && memory_devices.devices[0] == device,
+          "memory devices");
+  }
 
   /* Compile. */
   size_t code_size;

@@ -409,8 +409,11 @@ class _Importer:
         body = self.block(op.regions[0].blocks[0])
         arg_attrs = [a if isinstance(a, dict) else {} for a in _attr(attrs["arg_attrs"])] \
             if "arg_attrs" in attrs else []
+        result_attrs = [a if isinstance(a, dict) else {} for a in _attr(attrs["res_attrs"])] \
+            if "res_attrs" in attrs else []
         return pir.Function(name, body, [_type(t) for t in fn_type.results],
-                            public=visibility == "public", arg_attrs=arg_attrs)
+                            public=visibility == "public", arg_attrs=arg_attrs,
+                            result_attrs=result_attrs)
 
     def block(self, block) -> pir.Block:
         args = []

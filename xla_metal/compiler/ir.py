@@ -263,6 +263,7 @@ class Function:
     result_types: list[Type]
     public: bool = True
     arg_attrs: list[dict[str, Any]] = field(default_factory=list)  # e.g. jax.buffer_donor
+    result_attrs: list[dict[str, Any]] = field(default_factory=list)  # e.g. mhlo.memory_kind
 
     def donatable(self) -> list[bool]:
         """Per argument: may its memory serve the results (JAX's donate_argnums)?"""

@@ -79,6 +79,13 @@ def initialize() -> None:
     except Exception as e:  # noqa: BLE001 - a JAX we do not know: jit still works without them
         logger.warning("xla-metal: 'metal' lowering rules for linear algebra and host "
                        "callbacks were not registered (%s: %s)", type(e).__name__, e)
+    try:
+        from . import dlpack
+
+        dlpack.install()
+    except Exception as e:  # noqa: BLE001 - a JAX we do not know: DLPack export stays refused
+        logger.warning("xla-metal: DLPack export from 'metal' arrays was not enabled (%s: %s)",
+                       type(e).__name__, e)
 
 
 def _register_lowering_rules() -> None:

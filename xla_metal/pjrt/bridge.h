@@ -57,6 +57,9 @@ typedef struct {
   // out: NULL, or num_args flags: the program lets argument i's memory serve its results
   // (JAX's donate_argnums); Execute then gives such arguments up.
   const uint8_t* donatable;
+  // out: NULL (every output in memory 'device'), or num_outputs memory ids (MemoryId in
+  // internal.h: 0 device, 1 pinned_host, 2 unpinned_host): the memory kind of each result.
+  const uint8_t* output_memories;
 } XmCompileArgs;
 
 typedef struct {

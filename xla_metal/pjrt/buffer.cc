@@ -185,9 +185,10 @@ XM_ENTRY(PJRT_Client_BufferFromHostBuffer, buffer) {
   if (args.device != nullptr && args.device != &client->device) {
     return InvalidArgument("PJRT_Client_BufferFromHostBuffer: device belongs to another client");
   }
-  if (args.memory != nullptr && args.memory != &client->memory) {
+  if (args.memory != nullptr && !client->owns(args.memory)) {
     return InvalidArgument("PJRT_Client_BufferFromHostBuffer: memory belongs to another client");
   }
+  PJRT_Memory* destination = args.memory != nullptr ? args.memory : client->default_memory();
   XM_RETURN_IF_ERROR(RequireRowMajorDeviceLayout(args.device_layout, rank));
 
   // Strided host data (transposed, sliced or reversed views; strides may be negative) is
@@ -220,8 +221,9 @@ XM_ENTRY(PJRT_Client_BufferFromHostBuffer, buffer) {
   transfer.byte_strides = nullptr;
   XM_RETURN_IF_ERROR(XM_CALL_BRIDGE(buffer_from_host, &transfer));
 
-  auto buffer = std::make_unique<PJRT_Buffer>(client, transfer.buffer, args.type,
-                                              std::vector<int64_t>(args.dims, args.dims + rank));
+  auto buffer = std::make_unique<PJRT_Buffer>(
+      client, transfer.buffer, args.type, std::vector<int64_t>(args.dims, args.dims + rank),
+      destination);
   args.done_with_host_buffer = NewReadyEvent();
   args.buffer = buffer.release();
   return Ok();
@@ -290,7 +292,7 @@ XM_ENTRY(PJRT_Buffer_Device, device) {
 
 XM_ENTRY(PJRT_Buffer_Memory, memory) {
   XM_RETURN_IF_ERROR(RequireNonNull(args.buffer, "buffer"));
-  args.memory = &args.buffer->client->memory;
+  args.memory = args.buffer->memory;
   return Ok();
 }
 
@@ -369,13 +371,13 @@ XM_ENTRY(PJRT_Buffer_OpaqueDeviceMemoryDataPointer, device_memory_ptr) {
 
 // ---------------------------------------------------------------------------- Copies
 
-// A copy of `buffer` on its own client's device and memory (the only ones there are). MLX
+// A copy of `buffer` in `memory`, one of its client's. All of them are MLX's one pool and MLX
 // arrays are immutable, so the copy shares the array under a handle of its own.
-Status CopyOnDevice(PJRT_Buffer* buffer, PJRT_Buffer*& copy) {
+Status CopyOnDevice(PJRT_Buffer* buffer, PJRT_Memory* memory, PJRT_Buffer*& copy) {
   XmBufferCopyArgs request{};
   request.buffer = buffer->handle;
   XM_RETURN_IF_ERROR(XM_CALL_BRIDGE(buffer_copy, &request));
-  copy = new PJRT_Buffer(buffer->client, request.copy, buffer->type, buffer->dims);
+  copy = new PJRT_Buffer(buffer->client, request.copy, buffer->type, buffer->dims, memory);
   return Ok();
 }
 
@@ -387,18 +389,19 @@ XM_ENTRY(PJRT_Buffer_CopyToDevice, dst_buffer) {
         "PJRT_Buffer_CopyToDevice: dst_device is not this client's device (xla-metal copies "
         "only within one client, whose one device is metal:0)");
   }
-  return CopyOnDevice(args.buffer, args.dst_buffer);
+  return CopyOnDevice(args.buffer, args.buffer->client->default_memory(), args.dst_buffer);
 }
 
 XM_ENTRY(PJRT_Buffer_CopyToMemory, dst_buffer) {
   XM_RETURN_IF_ERROR(RequireLiveBuffer(args.buffer, "PJRT_Buffer_CopyToMemory: buffer"));
   XM_RETURN_IF_ERROR(RequireNonNull(args.dst_memory, "dst_memory"));
-  if (args.dst_memory != &args.buffer->client->memory) {
+  if (!args.buffer->client->owns(args.dst_memory)) {
     return InvalidArgument(
-        "PJRT_Buffer_CopyToMemory: dst_memory is not this client's memory (xla-metal has one "
-        "memory, metal:0:device)");
+        "PJRT_Buffer_CopyToMemory: dst_memory is not one of this client's memories (xla-metal "
+        "copies only within one client, whose device metal:0 has the memories device, "
+        "pinned_host and unpinned_host)");
   }
-  return CopyOnDevice(args.buffer, args.dst_buffer);
+  return CopyOnDevice(args.buffer, args.dst_memory, args.dst_buffer);
 }
 
 // ---------------------------------------------------------------------------- Host transfer
@@ -500,8 +503,9 @@ void FillBufferSlots(PJRT_Api& api) {
 }  // namespace xla_metal
 
 PJRT_Buffer::PJRT_Buffer(PJRT_Client* client, int64_t python_handle, PJRT_Buffer_Type type,
-                         std::vector<int64_t> dims)
+                         std::vector<int64_t> dims, PJRT_Memory* memory)
     : client(client),
+      memory(memory),
       handle(python_handle),
       type(type),
       dims(std::move(dims)),

@@ -1,4 +1,5 @@
-// The client and its fixed topology: one device "metal:0" with one memory of kind "device".
+// The client and its fixed topology: one device "metal:0" with the memories "device" (its
+// default), "pinned_host" and "unpinned_host" (see kMemoryKinds).
 // Everything here but Client_Create and Client_Destroy is answered from C++ state.
 #include "internal.h"
 
@@ -9,16 +10,22 @@ constexpr char kPlatformName[] = "metal";
 constexpr int kDeviceId = 0;
 constexpr char kDeviceDebugString[] = "metal:0";
 constexpr char kDeviceToString[] = "MetalDevice(id=0)";
-constexpr int kMemoryId = 0;
-constexpr char kMemoryKind[] = "device";
-constexpr int kMemoryKindId = 0;
-constexpr char kMemoryDebugString[] = "metal:0:device";
-constexpr char kMemoryToString[] = "MetalMemory(id=0, kind=device)";
+// By MemoryId, as kMemoryKinds.
+constexpr const char* kMemoryDebugStrings[kNumMemories] = {
+    "metal:0:device", "metal:0:pinned_host", "metal:0:unpinned_host"};
+constexpr const char* kMemoryToStrings[kNumMemories] = {
+    "MetalMemory(id=0, kind=device)", "MetalMemory(id=1, kind=pinned_host)",
+    "MetalMemory(id=2, kind=unpinned_host)"};
 
 template <size_t N>
 void SetString(const char (&text)[N], const char*& out, size_t& out_size) {
   out = text;
   out_size = N - 1;
+}
+
+void SetString(const char* text, const char*& out, size_t& out_size) {
+  out = text;
+  out_size = std::strlen(text);
 }
 
 void SetString(const std::string& text, const char*& out, size_t& out_size) {
@@ -104,7 +111,7 @@ XM_ENTRY(PJRT_Client_LookupAddressableDevice, addressable_device) {
 XM_ENTRY(PJRT_Client_AddressableMemories, num_addressable_memories) {
   XM_RETURN_IF_ERROR(RequireNonNull(args.client, "client"));
   args.addressable_memories = args.client->memory_list;
-  args.num_addressable_memories = 1;
+  args.num_addressable_memories = kNumMemories;
   return Ok();
 }
 
@@ -187,13 +194,13 @@ XM_ENTRY(PJRT_Device_LocalHardwareId, local_hardware_id) {
 XM_ENTRY(PJRT_Device_AddressableMemories, num_memories) {
   XM_RETURN_IF_ERROR(RequireNonNull(args.device, "device"));
   args.memories = args.device->client->memory_list;
-  args.num_memories = 1;
+  args.num_memories = kNumMemories;
   return Ok();
 }
 
 XM_ENTRY(PJRT_Device_DefaultMemory, memory) {
   XM_RETURN_IF_ERROR(RequireNonNull(args.device, "device"));
-  args.memory = &args.device->client->memory;
+  args.memory = args.device->client->default_memory();
   return Ok();
 }
 
@@ -215,31 +222,31 @@ XM_ENTRY(PJRT_Device_MemoryStats, bytes_limit_is_set) {
 
 XM_ENTRY(PJRT_Memory_Id, id) {
   XM_RETURN_IF_ERROR(RequireNonNull(args.memory, "memory"));
-  args.id = kMemoryId;
+  args.id = args.memory->id;
   return Ok();
 }
 
 XM_ENTRY(PJRT_Memory_Kind, kind_size) {
   XM_RETURN_IF_ERROR(RequireNonNull(args.memory, "memory"));
-  SetString(kMemoryKind, args.kind, args.kind_size);
+  SetString(kMemoryKinds[args.memory->id], args.kind, args.kind_size);
   return Ok();
 }
 
 XM_ENTRY(PJRT_Memory_Kind_Id, kind_id) {
   XM_RETURN_IF_ERROR(RequireNonNull(args.memory, "memory"));
-  args.kind_id = kMemoryKindId;
+  args.kind_id = args.memory->id;
   return Ok();
 }
 
 XM_ENTRY(PJRT_Memory_DebugString, debug_string_size) {
   XM_RETURN_IF_ERROR(RequireNonNull(args.memory, "memory"));
-  SetString(kMemoryDebugString, args.debug_string, args.debug_string_size);
+  SetString(kMemoryDebugStrings[args.memory->id], args.debug_string, args.debug_string_size);
   return Ok();
 }
 
 XM_ENTRY(PJRT_Memory_ToString, to_string_size) {
   XM_RETURN_IF_ERROR(RequireNonNull(args.memory, "memory"));
-  SetString(kMemoryToString, args.to_string, args.to_string_size);
+  SetString(kMemoryToStrings[args.memory->id], args.to_string, args.to_string_size);
   return Ok();
 }
 

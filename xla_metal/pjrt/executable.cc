@@ -31,6 +31,7 @@ struct ExecutableState {
   std::vector<int64_t> output_dims;         // every output's dimensions back to back
   std::vector<size_t> output_ranks;
   std::vector<size_t> output_dims_offsets;  // where each output's dimensions start
+  std::vector<int> output_memories;  // a MemoryId per output
   std::vector<const char*> output_memory_kinds;
   std::vector<size_t> output_memory_kind_sizes;
 
@@ -64,7 +65,6 @@ struct PJRT_SerializedExecutable {
 namespace xla_metal {
 namespace {
 
-constexpr char kOutputMemoryKind[] = "device";
 // program_text returns MLIR (text or bytecode, e.g. the StableHLO artifact that was compiled).
 // JAX parses it into HLO for Compiled.as_text() and before serializing an executable.
 constexpr char kOptimizedProgramFormat[] = "mlir";
@@ -104,8 +104,16 @@ Status ReadSignature(const XmCompileArgs& result, ExecutableState& state) {
     state.output_ranks.push_back(static_cast<size_t>(rank));
     state.output_dims_offsets.push_back(state.output_dims.size());
     state.output_dims.insert(state.output_dims.end(), meta + position, meta + position + rank);
-    state.output_memory_kinds.push_back(kOutputMemoryKind);
-    state.output_memory_kind_sizes.push_back(sizeof(kOutputMemoryKind) - 1);
+    // The memory kind the program gives the result (JAX's out_shardings); 'device' if none.
+    const int memory = result.output_memories != nullptr ? result.output_memories[output]
+                                                         : kDeviceMemory;
+    if (memory < 0 || memory >= kNumMemories) {
+      return BadCompileResult("an unknown memory " + std::to_string(memory) + " for output " +
+                              std::to_string(output));
+    }
+    state.output_memories.push_back(memory);
+    state.output_memory_kinds.push_back(kMemoryKinds[memory]);
+    state.output_memory_kind_sizes.push_back(std::strlen(kMemoryKinds[memory]));
     position += static_cast<size_t>(rank);
   }
   if (position != meta_size) return BadCompileResult("extra values in output_meta");
@@ -508,7 +516,8 @@ XM_ENTRY(PJRT_LoadedExecutable_Execute, device_complete_events) {
     const int64_t* dims = state.output_dims.data() + state.output_dims_offsets[i];
     outputs.push_back(std::make_unique<PJRT_Buffer>(
         client, output_handles[i], state.output_types[i],
-        std::vector<int64_t>(dims, dims + state.output_ranks[i])));
+        std::vector<int64_t>(dims, dims + state.output_ranks[i]),
+        &client->memories[state.output_memories[i]]));
   }
   PJRT_Event* complete = args.device_complete_events != nullptr ? NewReadyEvent() : nullptr;
   for (size_t i = 0; i < num_outputs; ++i) args.output_lists[0][i] = outputs[i].release();

@@ -200,13 +200,26 @@ struct PJRT_Device {
   PJRT_Client* client;
 };
 
+namespace xla_metal {
+
+// The memories of the one device, by id (also their kind id). MLX has one pool of memory
+// (host memory on Linux, unified memory on Apple silicon): the host kinds name that same
+// memory as JAX's host-offload API expects them, as XLA's CPU backend does. A buffer's memory
+// is a label, kept so the framework sees the memory kind it asked for.
+enum MemoryId : int { kDeviceMemory = 0, kPinnedHostMemory = 1, kUnpinnedHostMemory = 2 };
+constexpr int kNumMemories = 3;
+constexpr const char* kMemoryKinds[kNumMemories] = {"device", "pinned_host", "unpinned_host"};
+
+}  // namespace xla_metal
+
 struct PJRT_Memory {
   // Frameworks from PJRT 0.105 on read a vtable pointer as the first word of PJRT_Memory.
   void* vtable_reserved = nullptr;
   PJRT_Client* client;
+  int id;  // a MemoryId
 };
 
-// One client owns the single device "metal:0", its description and its one memory. Buffers
+// One client owns the single device "metal:0", its description and its memories. Buffers
 // and executables hold a reference to it, so a framework that destroys the client before them
 // (in any order) leaves no dangling pointer: the client goes when its last holder does.
 struct PJRT_Client {
@@ -220,10 +233,22 @@ struct PJRT_Client {
   const std::string device_kind;
   PJRT_DeviceDescription description{this};
   PJRT_Device device{this};
-  PJRT_Memory memory{nullptr, this};
-  // One-element arrays handed out by the list queries.
+  PJRT_Memory memories[xla_metal::kNumMemories] = {
+      {nullptr, this, xla_metal::kDeviceMemory},
+      {nullptr, this, xla_metal::kPinnedHostMemory},
+      {nullptr, this, xla_metal::kUnpinnedHostMemory}};
+  // Arrays handed out by the list queries.
   PJRT_Device* const device_list[1] = {&device};
-  PJRT_Memory* const memory_list[1] = {&memory};
+  PJRT_Memory* const memory_list[xla_metal::kNumMemories] = {&memories[0], &memories[1],
+                                                             &memories[2]};
+  PJRT_Memory* default_memory() { return &memories[xla_metal::kDeviceMemory]; }
+  // Whether `memory` is one of this client's (not another client's, not garbage).
+  bool owns(const PJRT_Memory* memory) const {
+    for (const PJRT_Memory& own : memories) {
+      if (memory == &own) return true;
+    }
+    return false;
+  }
   // The PJRT_Client handle itself counts as one.
   std::atomic<int64_t> references{1};
 };
@@ -231,7 +256,7 @@ struct PJRT_Client {
 // A device array held by Python. Shape and type are kept here so queries need no Python.
 struct PJRT_Buffer {
   PJRT_Buffer(PJRT_Client* client, int64_t python_handle, PJRT_Buffer_Type type,
-              std::vector<int64_t> dims);
+              std::vector<int64_t> dims, PJRT_Memory* memory);
   ~PJRT_Buffer();  // releases the Python array unless Delete already did
   PJRT_Buffer(const PJRT_Buffer&) = delete;
   PJRT_Buffer& operator=(const PJRT_Buffer&) = delete;
@@ -244,6 +269,7 @@ struct PJRT_Buffer {
   void ReleaseMemory();
 
   PJRT_Client* const client;
+  PJRT_Memory* const memory;  // one of client's memories
   const int64_t handle;
   const PJRT_Buffer_Type type;
   const std::vector<int64_t> dims;

@@ -24,6 +24,7 @@ from ..compiler.lowering.callbacks import host_callback_names
 from ..compiler.placement import CPU_ONLY_DTYPES, evaluate
 from ..element_types import numpy_dtype
 from ..errors import InvalidArgumentError, UnimplementedError, XlaMetalError
+from ..memory_kinds import DEFAULT_MEMORY_KIND, MEMORY_KINDS, result_memory_ids
 from . import hlo_program, introspection, serialization
 from .dtypes import (
     NAME_OF_MLX_DTYPE,
@@ -180,6 +181,10 @@ def _compile_into(args: Any, code: bytes) -> None:
     args.output_meta = C.cast(array, C.POINTER(C.c_int64))
     args.output_meta_size = len(meta)
     args.fingerprint = keep(fingerprint.encode())
+    memories = result_memory_ids(main.result_attrs, len(outputs))
+    if any(m != MEMORY_KINDS.index(DEFAULT_MEMORY_KIND) for m in memories):
+        ids = keep((C.c_uint8 * len(memories))(*memories))
+        args.output_memories = C.cast(ids, C.POINTER(C.c_uint8))
     donatable = main.donatable()
     if any(donatable):
         flags = keep((C.c_uint8 * len(donatable))(*donatable))
@@ -377,3 +382,14 @@ def buffer_pointer(args: Any) -> None:
         _pinned.add(args.buffer)
     assert memory is not None  # a pinned array is row-contiguous
     args.address = memory[0]
+
+
+def array_at(address: int, nbytes: int) -> mx.array | None:
+    """The array of a live buffer whose address was handed out (buffer_pointer) and whose
+    memory is [address, address + nbytes); None if there is none. DLPack export holds on to
+    it, so the memory outlives the buffer as long as the consumer's view does."""
+    for handle in list(_pinned):
+        array = _handles.get(handle)
+        if isinstance(array, mx.array) and _memory_range(array) == (address, address + nbytes):
+            return array
+    return None
