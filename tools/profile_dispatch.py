@@ -36,6 +36,8 @@ def main() -> None:
     parser.add_argument("--counter", help="path of the built pjrt_call_counter.so")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--eager", action="store_true", help="an eager jnp.sin, not a jit")
+    parser.add_argument("--no-wait", action="store_true",
+                        help="do not wait for each result (a loop that dispatches ahead)")
     args = parser.parse_args()
 
     counter = None
@@ -52,8 +54,8 @@ def main() -> None:
 
     x = jax.device_put(np.ones(8, np.float32), jax.devices("metal")[0])
     tiny = jax.jit(lambda a: a * 2.0 + 1.0)
-    call = (lambda: jnp.sin(x).block_until_ready()) if args.eager else \
-        (lambda: tiny(x).block_until_ready())
+    op = (lambda: jnp.sin(x)) if args.eager else (lambda: tiny(x))
+    call = op if args.no_wait else (lambda: op().block_until_ready())
     for _ in range(200):  # compile and warm up
         call()
 

@@ -176,6 +176,7 @@ Status AttachBridge() {
       {bridge.memory_analysis, "memory_analysis"},
       {bridge.buffer_copy, "buffer_copy"},
       {bridge.buffer_pointer, "buffer_pointer"},
+      {bridge.await_execution, "await_execution"},
   };
   for (const auto& [slot, name] : slots) {
     if (slot == nullptr) {
@@ -300,6 +301,14 @@ Status CallBridge(XmCall XmBridge::*slot, const char* slot_name, void* args,
   const char* failure = (bridge.*slot)(args);
   if (failure != nullptr) return ErrorFromBridge(failure);  // copies the text
   return read_outputs ? read_outputs() : Ok();
+}
+
+void AdoptPythonThreadState() noexcept {
+  if (EnsurePythonRuntime() != nullptr) return;  // later bridge calls report the problem
+  // PyGILState_Ensure gives this thread a thread state; it is never released, so the state
+  // outlives every later GilScope here. PyEval_SaveThread lets go of the GIL, not the state.
+  py.PyGILState_Ensure();
+  py.PyEval_SaveThread();
 }
 
 void ReleaseHandle(XmCall XmBridge::*slot, int64_t handle) noexcept {

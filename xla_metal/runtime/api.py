@@ -24,12 +24,10 @@ from ..compiler.lowering.callbacks import host_callback_names
 from ..compiler.placement import CPU_ONLY_DTYPES
 from ..element_types import numpy_dtype
 from ..errors import InvalidArgumentError, UnimplementedError, XlaMetalError
-from . import hlo_program, introspection, serialization
+from . import execution, hlo_program, introspection, serialization
 from .dtypes import (
-    NAME_OF_MLX_DTYPE,
     PJRT_TYPE,
     name_of_pjrt_type,
-    storage_name,
     to_mlx,
     to_numpy,
 )
@@ -56,8 +54,7 @@ def _get(handle: int, kind: type) -> Any:
 
 
 def release(args: Any) -> None:
-    _handles.pop(args.handle, None)
-    _pinned.discard(args.handle)
+    _give_up(args.handle)
 
 
 # ------------------------------------------------------------------------------ client
@@ -117,8 +114,8 @@ class Executable:
     run: Any                      # the entry function: MLX arrays -> MLX arrays
     module: ir.Module
     fingerprint: str
-    input_types: list[ir.TensorType | ir.TokenType]
-    output_types: list[ir.TensorType | ir.TokenType]
+    inputs: execution.Signature
+    outputs: execution.Signature
     code: bytes                   # the program as received: what serialization keeps
     platform: str
 
@@ -134,10 +131,6 @@ def _signature_types(types: list[Any], what: str) -> list[ir.TensorType | ir.Tok
         if not isinstance(t, (ir.TensorType, ir.TokenType)):
             raise UnimplementedError(f"[compile] {what} of type {t} is not supported on metal")
     return types
-
-
-def _is_token_value(array: mx.array) -> bool:
-    return array.size == 0 and array.ndim <= 1
 
 
 def compile(args: Any) -> None:  # noqa: A001 - the PJRT verb
@@ -166,7 +159,8 @@ def _compile_into(args: Any, code: bytes) -> None:
     inputs = _signature_types([a.type for a in main.args], "an argument")
     outputs = _signature_types(main.result_types, "a result")
     fingerprint = hashlib.sha256(code + f"|{__version__}|{platform}".encode()).hexdigest()
-    exe = Executable(client, program.entry(), module, fingerprint, inputs, outputs, code,
+    exe = Executable(client, program.entry(), module, fingerprint,
+                     execution.Signature.of(inputs), execution.Signature.of(outputs), code,
                      platform)
     meta: list[int] = []
     for t in outputs:
@@ -228,50 +222,12 @@ def memory_analysis(args: Any) -> None:
 
 
 def execute(args: Any) -> None:
-    exe = _get(args.executable, Executable)
-    if args.num_args != len(exe.input_types):
-        raise InvalidArgumentError(f"[execute] @{exe.module.entry} takes "
-                                   f"{len(exe.input_types)} arguments, got {args.num_args}")
-    inputs = []
-    for i, want in enumerate(exe.input_types):
-        array = _handles.get(args.args[i])
-        if not isinstance(array, mx.array):
-            raise InvalidArgumentError(f"[execute] argument {i} is not a live buffer (deleted?)")
-        if isinstance(want, ir.TokenType):
-            if not _is_token_value(array):
-                raise InvalidArgumentError(
-                    f"[execute] argument {i} is {to_name(array)}{list(array.shape)}, the "
-                    f"program expects a token")
-        elif tuple(array.shape) != want.shape or to_name(array) != storage_name(want.dtype):
-            raise InvalidArgumentError(
-                f"[execute] argument {i} is {to_name(array)}{list(array.shape)}, the program "
-                f"expects {want.dtype}{list(want.shape)}")
-        inputs.append(array)
-    if args.donated:
-        # Given up by the caller: with our table's reference gone, MLX may write results into
-        # the same memory (it reuses an input buffer nobody else holds).
-        for i in range(args.num_args):
-            if args.donated[i]:
-                _handles.pop(args.args[i], None)
-                _pinned.discard(args.args[i])
-    with mx.stream(exe.client.device):
-        outputs = exe.run(*inputs)
-        mx.eval(outputs)
-    for i, (array, want) in enumerate(zip(outputs, exe.output_types, strict=True)):
-        if isinstance(want, ir.TokenType):
-            if not _is_token_value(array):
-                raise XlaMetalError(f"[execute] internal error: token result {i} came out as "
-                                    f"{to_name(array)}{list(array.shape)}")
-        elif tuple(array.shape) != want.shape or to_name(array) != storage_name(want.dtype):
-            raise XlaMetalError(f"[execute] internal error: result {i} came out as "
-                                f"{to_name(array)}{list(array.shape)}, declared "
-                                f"{want.dtype}{list(want.shape)}")
-    for i, array in enumerate(outputs):
-        args.outputs[i] = _new_handle(array)
+    execution.execute(_get(args.executable, Executable), args, _handles, _give_up, _new_handle)
 
 
-def to_name(array: mx.array) -> str:
-    return NAME_OF_MLX_DTYPE[array.dtype]
+def _give_up(handle: int) -> None:
+    _handles.pop(handle, None)
+    _pinned.discard(handle)
 
 
 # ---------------------------------------------------------------------------- transfers
@@ -304,6 +260,7 @@ def buffer_to_host(args: Any) -> None:
     array = _handles.get(args.buffer)
     if not isinstance(array, mx.array):
         raise InvalidArgumentError(f"[transfer] buffer {args.buffer} is not live (deleted?)")
+    mx.eval(array)  # waits with the GIL released, if an execution is still computing it
     host = to_numpy(array)
     if args.minor_to_major:
         minor_to_major = [args.minor_to_major[i] for i in range(args.rank)]
