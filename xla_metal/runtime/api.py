@@ -118,6 +118,7 @@ class Executable:
     outputs: execution.Signature
     code: bytes                   # the program as received: what serialization keeps
     platform: str
+    inline: bool                  # evaluated inside Execute (execution.runs_inline)
 
 
 # A token (ordered effects: io_callback(ordered=True), debug.print(ordered=True)) travels as a
@@ -161,7 +162,7 @@ def _compile_into(args: Any, code: bytes) -> None:
     fingerprint = hashlib.sha256(code + f"|{__version__}|{platform}".encode()).hexdigest()
     exe = Executable(client, program.entry(), module, fingerprint,
                      execution.Signature.of(inputs), execution.Signature.of(outputs), code,
-                     platform)
+                     platform, execution.runs_inline(module))
     meta: list[int] = []
     for t in outputs:
         meta += [_PJRT_TOKEN, 0] if isinstance(t, ir.TokenType) else \

@@ -8,7 +8,9 @@ the buffers' ready events when MLX is done. An MLX error raised while the graph 
 scheduled fails the Execute call itself; one raised when the job is awaited fails the events
 (JAX raises it from block_until_ready), and reading such a buffer raises it again.
 
-XLA_METAL_SYNC_EXECUTE=1 evaluates inside Execute instead (events are ready at once).
+A program too small for the hand-over to pay (`runs_inline`: no control flow, few elements
+touched) is evaluated inside Execute instead, on the caller's thread, and its events are
+ready at once; XLA_METAL_SYNC_EXECUTE=1 does that for every program.
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ SYNCHRONOUS = os.environ.get("XLA_METAL_SYNC_EXECUTE", "0") == "1"
 # Executions scheduled but not yet awaited: past this many, Execute waits for the oldest, so a
 # loop that never reads its results cannot queue unbounded work (and memory) ahead of MLX.
 MAX_IN_FLIGHT = 32
+
+# Programs touching fewer elements than this (operands and results of every op, summed), with
+# no loop or branch and no host callback (whose cost is the user's Python), run inline: MLX
+# computes them in microseconds, less than handing the wait to another thread costs
+# (docs/dispatch.md).
+INLINE_ELEMENTS = 1 << 15
 
 _in_flight: OrderedDict[int, list[mx.array]] = OrderedDict()
 _failed: dict[int, Exception] = {}  # jobs whose outputs Execute waited for, and that failed
@@ -88,6 +96,24 @@ class Signature:
         return None
 
 
+def runs_inline(module: ir.Module) -> bool:
+    """Whether executions of `module` are cheap enough to evaluate inside Execute."""
+    touched = 0
+    for function in module.functions.values():
+        for operation in ir.walk(function.body):
+            if operation.op in ir.CONTROL_FLOW or ir.is_host_callback(operation):
+                return False
+            for value in (*operation.operands, *operation.results):
+                if isinstance(value.type, ir.TensorType):
+                    size = 1
+                    for d in value.type.shape:
+                        size *= d
+                    touched += size
+            if touched >= INLINE_ELEMENTS:
+                return False
+    return True
+
+
 def execute(exe: Any, args: Any, handles: dict[int, Any], give_up: Any,
             new_handle: Any) -> None:
     """Runs `exe` on the buffers args names; fills args.outputs and args.completion.
@@ -114,7 +140,8 @@ def execute(exe: Any, args: Any, handles: dict[int, Any], give_up: Any,
                 give_up(argument_handles[i])
     with mx.stream(exe.client.device):
         outputs = exe.run(*inputs)
-        if SYNCHRONOUS:
+        inline = SYNCHRONOUS or exe.inline
+        if inline:
             mx.eval(outputs)
         else:
             mx.async_eval(outputs)
@@ -125,7 +152,7 @@ def execute(exe: Any, args: Any, handles: dict[int, Any], give_up: Any,
     result_handles = args.outputs
     for i, array in enumerate(outputs):
         result_handles[i] = new_handle(array)
-    args.completion = 0 if SYNCHRONOUS or not outputs else _schedule(outputs)
+    args.completion = 0 if inline or not outputs else _schedule(outputs)
 
 
 def _schedule(outputs: list[mx.array]) -> int:
