@@ -8,9 +8,11 @@
 //     completes even when nobody asks (JAX registers on the completion event of every call).
 //
 // The background thread keeps one Python thread state for its whole life, so each wait costs
-// a GIL acquisition and no thread-state setup; it waits with the GIL released (mx.eval
-// releases it). It is detached and the queue is never destroyed: at process exit the thread
-// may be blocked in it, and nothing must run its destructor then.
+// a GIL acquisition and no thread-state setup; it waits with the GIL released. It is detached
+// and the queue is never destroyed: at process exit the thread may be blocked in it, and
+// nothing must run its destructor then. When Python starts to exit, QuiesceCompletion waits
+// until the thread is out of Python: a thread that is inside it while the interpreter
+// finalizes is torn down by Python, which would abort the process.
 #include <chrono>
 #include <deque>
 #include <thread>
@@ -54,6 +56,13 @@ class CompletionQueue {
     wake_.notify_one();
   }
 
+  // Returns once the background thread is not inside Python, and keeps it out from then on
+  // (its later bridge calls fail at once: the interpreter is shutting down).
+  void Quiesce() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    idle_.wait(lock, [this] { return !busy_; });
+  }
+
   // Awaits `job` on this thread if it is still queued; otherwise another thread is awaiting
   // it already (or has), and the caller waits for the event as usual.
   void RunNow(int64_t job) {
@@ -84,16 +93,21 @@ class CompletionQueue {
       }
       Job job = std::move(jobs_.front());
       jobs_.pop_front();
+      busy_ = true;
       lock.unlock();
       Finish(job);
       lock.lock();
+      busy_ = false;
+      idle_.notify_all();
     }
   }
 
   std::mutex mutex_;
   std::condition_variable wake_;
+  std::condition_variable idle_;
   std::deque<Job> jobs_;
   bool started_ = false;
+  bool busy_ = false;  // the background thread is awaiting a job (inside Python)
 };
 
 CompletionQueue& Queue() {
@@ -102,6 +116,8 @@ CompletionQueue& Queue() {
 }
 
 }  // namespace
+
+void QuiesceCompletion() { Queue().Quiesce(); }
 
 ExecutionEvents AwaitExecution(int64_t job) {
   ExecutionEvents events{EventState::MakePending(), EventState::MakePending()};

@@ -200,6 +200,8 @@ struct ExecutionEvents {
 };
 // Queues `job`: a background thread awaits it unless a waiter of outputs_ready takes it first.
 ExecutionEvents AwaitExecution(int64_t job);
+// Called once Python is exiting: returns when the background thread has left Python for good.
+void QuiesceCompletion();
 
 // Hands a Python-owned handle back through `slot` (a release slot). Does nothing once the
 // interpreter is shutting down: by then Python frees everything itself.

@@ -49,7 +49,12 @@ std::atomic<bool> python_exiting{false};
 
 constexpr char kStartFailure[] = "xla-metal could not start its Python runtime: ";
 
-void OnPythonExiting() { python_exiting.store(true, std::memory_order_release); }
+// Called by Python's atexit through ctypes, which has released the GIL for the call: waiting
+// here for the completion thread to leave Python cannot deadlock on the GIL.
+void OnPythonExiting() {
+  python_exiting.store(true, std::memory_order_release);
+  QuiesceCompletion();
+}
 
 // Looks `name` up in `library`; adds it to `missing` when absent.
 template <typename Function>

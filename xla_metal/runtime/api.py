@@ -55,6 +55,7 @@ def _get(handle: int, kind: type) -> Any:
 
 def release(args: Any) -> None:
     _give_up(args.handle)
+    execution.pending_outputs.pop(args.handle, None)
 
 
 # ------------------------------------------------------------------------------ client
@@ -120,6 +121,10 @@ class Executable:
     platform: str
     inline: bool                  # evaluated inside Execute (execution.runs_inline)
 
+    def streams(self) -> tuple[Any, ...]:
+        """The MLX stream this thread schedules the program's work on."""
+        return (mx.default_stream(self.client.device),)
+
 
 # A token (ordered effects: io_callback(ordered=True), debug.print(ordered=True)) travels as a
 # PJRT buffer of type TOKEN; inside the plan it is an empty bool array. JAX hands an empty
@@ -150,6 +155,14 @@ def _platform(client: Client) -> str:
     return "cpu" if client.device.type == mx.cpu else "gpu"
 
 
+def _runs_inline(platform: str, module: ir.Module) -> bool:
+    # On a GPU client every execution stays synchronous for now: awaiting a job waits on its
+    # streams from another thread (mx.synchronize), which is checked on MLX's CPU device
+    # only; on Metal and CUDA it would also commit the stream's command buffer from that
+    # thread, which the asynchronous path has not been run with yet (docs/dispatch.md).
+    return platform == "gpu" or execution.runs_inline(module)
+
+
 def _compile_into(args: Any, code: bytes) -> None:
     """Compiles `code` for the client in args and fills the compile outputs of args."""
     client = _get(args.client, Client)
@@ -162,7 +175,7 @@ def _compile_into(args: Any, code: bytes) -> None:
     fingerprint = hashlib.sha256(code + f"|{__version__}|{platform}".encode()).hexdigest()
     exe = Executable(client, program.entry(), module, fingerprint,
                      execution.Signature.of(inputs), execution.Signature.of(outputs), code,
-                     platform, execution.runs_inline(module))
+                     platform, _runs_inline(platform, module))
     meta: list[int] = []
     for t in outputs:
         meta += [_PJRT_TOKEN, 0] if isinstance(t, ir.TokenType) else \
@@ -261,8 +274,9 @@ def buffer_to_host(args: Any) -> None:
     array = _handles.get(args.buffer)
     if not isinstance(array, mx.array):
         raise InvalidArgumentError(f"[transfer] buffer {args.buffer} is not live (deleted?)")
-    mx.eval(array)  # waits with the GIL released, if an execution is still computing it
-    host = to_numpy(array)
+    execution.wait_for_buffer(args.buffer)
+    with execution.graph_lock:
+        host = to_numpy(array)
     if args.minor_to_major:
         minor_to_major = [args.minor_to_major[i] for i in range(args.rank)]
         if sorted(minor_to_major) != list(range(host.ndim)):
@@ -286,8 +300,11 @@ def _live_array(handle: int) -> mx.array:
 
 def buffer_copy(args: Any) -> None:
     # MLX arrays are immutable, so a copy on the same device may share the array: each
-    # handle keeps it alive on its own.
+    # handle keeps it alive on its own (and waits for the same job before it is read).
     args.copy = _new_handle(_live_array(args.buffer))
+    streams = execution.pending_outputs.get(args.buffer)
+    if streams is not None:
+        execution.pending_outputs[args.copy] = streams
 
 
 def _memory_range(array: mx.array) -> tuple[int, int] | None:
@@ -319,6 +336,13 @@ def buffer_pointer(args: Any) -> None:
     Each buffer gets memory of its own, as on XLA's backends: before its first address is
     handed out, a buffer whose array is a strided view, or overlaps another buffer's memory,
     gets a row-contiguous copy in its place (the same values: arrays are immutable)."""
+    _live_array(args.buffer)  # a clear error for a dead handle, before waiting for it
+    execution.wait_for_buffer(args.buffer)
+    with execution.graph_lock:
+        _pin(args)
+
+
+def _pin(args: Any) -> None:
     array = _live_array(args.buffer)
     memory = _memory_range(array)
     if args.buffer not in _pinned:

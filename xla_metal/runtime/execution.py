@@ -3,10 +3,16 @@
 Everything an execution checks is prepared once per executable (`Signature`), so a call
 compares tuples and makes no other decision. Execution is asynchronous: the program's MLX
 graph is built and scheduled (mx.async_eval) on the calling thread, which then returns; the
-outputs become a job that C++ awaits on its completion thread (await_execution), completing
-the buffers' ready events when MLX is done. An MLX error raised while the graph is built or
-scheduled fails the Execute call itself; one raised when the job is awaited fails the events
-(JAX raises it from block_until_ready), and reading such a buffer raises it again.
+execution becomes a job that C++ awaits (await_execution) before completing the buffers'
+ready events. MLX raises its errors while the graph is built and scheduled, on the calling
+thread, so they fail the Execute call itself, as before.
+
+Threads. MLX's arrays are not safe to touch from two threads at once: evaluating or waiting
+on an array updates its state (status, event), and so does a later graph that uses it as an
+input. So every MLX operation on arrays a buffer may hold runs under `graph_lock`, and
+awaiting a job touches no array at all: it waits for the MLX streams the job was scheduled on
+(mx.synchronize: each stream runs its work in order, so its work is done once a marker placed
+after it has run). Reading a buffer first waits for its job that way, outside the lock.
 
 A program too small for the hand-over to pay (`runs_inline`: no control flow, few elements
 touched) is evaluated inside Execute instead, on the caller's thread, and its events are
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -35,11 +42,17 @@ MAX_IN_FLIGHT = 32
 # Programs touching fewer elements than this (operands and results of every op, summed), with
 # no loop or branch and no host callback (whose cost is the user's Python), run inline: MLX
 # computes them in microseconds, less than handing the wait to another thread costs
-# (docs/dispatch.md).
-INLINE_ELEMENTS = 1 << 15
+# (docs/dispatch.md). XLA_METAL_INLINE_ELEMENTS overrides it (0: every program asynchronous).
+INLINE_ELEMENTS = int(os.environ.get("XLA_METAL_INLINE_ELEMENTS", 1 << 15))
 
-_in_flight: OrderedDict[int, list[mx.array]] = OrderedDict()
-_failed: dict[int, Exception] = {}  # jobs whose outputs Execute waited for, and that failed
+# Held for every MLX operation on arrays that buffers hold (see the module's docstring). An
+# RLock: a host callback running inside an execution may itself execute on 'metal'.
+graph_lock = threading.RLock()
+
+Streams = tuple[Any, ...]  # the mx.Streams a job's work was scheduled on
+_in_flight: OrderedDict[int, Streams] = OrderedDict()
+# Output handles of jobs not known to be done: reading one waits for these streams first.
+pending_outputs: dict[int, Streams] = {}
 _next_job = itertools.count(1)
 
 
@@ -98,6 +111,8 @@ class Signature:
 
 def runs_inline(module: ir.Module) -> bool:
     """Whether executions of `module` are cheap enough to evaluate inside Execute."""
+    if INLINE_ELEMENTS <= 0:
+        return False
     touched = 0
     for function in module.functions.values():
         for operation in ir.walk(function.body):
@@ -138,13 +153,14 @@ def execute(exe: Any, args: Any, handles: dict[int, Any], give_up: Any,
         for i in range(num_args):
             if donated[i]:
                 give_up(argument_handles[i])
-    with mx.stream(exe.client.device):
+    inline = SYNCHRONOUS or exe.inline
+    with graph_lock, mx.stream(exe.client.device):
         outputs = exe.run(*inputs)
-        inline = SYNCHRONOUS or exe.inline
         if inline:
             mx.eval(outputs)
         else:
             mx.async_eval(outputs)
+            streams = exe.streams()
     if not exe.outputs.matches(outputs):
         problem = exe.outputs.mismatch(outputs, "result")
         if problem is not None:
@@ -152,28 +168,38 @@ def execute(exe: Any, args: Any, handles: dict[int, Any], give_up: Any,
     result_handles = args.outputs
     for i, array in enumerate(outputs):
         result_handles[i] = new_handle(array)
-    args.completion = 0 if inline or not outputs else _schedule(outputs)
+    if inline or not outputs:
+        args.completion = 0
+        return
+    for i in range(len(outputs)):
+        pending_outputs[result_handles[i]] = streams
+    args.completion = _schedule(streams)
 
 
-def _schedule(outputs: list[mx.array]) -> int:
+def _synchronize(streams: Streams) -> None:
+    for stream in streams:
+        mx.synchronize(stream)
+
+
+def _schedule(streams: Streams) -> int:
     job = next(_next_job)
-    _in_flight[job] = outputs
+    _in_flight[job] = streams
     while len(_in_flight) > MAX_IN_FLIGHT:
-        # The oldest is waited for here (it is scheduled: any thread may wait on it); an error
-        # is kept for its job, which the completion thread still awaits and reports.
-        oldest, oldest_outputs = _in_flight.popitem(last=False)
-        try:
-            mx.eval(oldest_outputs)
-        except Exception as e:  # noqa: BLE001 - reported by await_execution
-            _failed[oldest] = e
+        # Waits here for the oldest (its job stays awaited by C++ as usual: a stream already
+        # drained makes that wait short).
+        _synchronize(_in_flight.popitem(last=False)[1])
     return job
 
 
 def await_execution(args: Any) -> None:
-    """Waits until the outputs of job args.job are computed; raises MLX's error if any."""
-    outputs = _in_flight.pop(args.job, None)
-    if outputs is not None:
-        mx.eval(outputs)
-    error = _failed.pop(args.job, None)
-    if error is not None:
-        raise error
+    """Waits until the work of job args.job is done; touches no array (any thread may)."""
+    streams = _in_flight.pop(args.job, None)
+    if streams is not None:
+        _synchronize(streams)
+
+
+def wait_for_buffer(handle: int) -> None:
+    """Before reading buffer `handle`: waits for the job computing it, outside graph_lock."""
+    streams = pending_outputs.pop(handle, None)
+    if streams is not None:
+        _synchronize(streams)
