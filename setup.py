@@ -50,6 +50,7 @@ pjrt = Extension(
         "xla_metal/pjrt/client.cc",
         "xla_metal/pjrt/buffer.cc",
         "xla_metal/pjrt/executable.cc",
+        "xla_metal/pjrt/completion.cc",
     ],
     depends=[
         "xla_metal/pjrt/pjrt_c_api.h",

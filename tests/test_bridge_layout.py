@@ -25,6 +25,7 @@ STRUCTS = {
     "XmMemoryAnalysisArgs": bridge.MemoryAnalysisArgs,
     "XmBufferCopyArgs": bridge.BufferCopyArgs,
     "XmBufferPointerArgs": bridge.BufferPointerArgs,
+    "XmAwaitExecutionArgs": bridge.AwaitExecutionArgs,
     "XmBridge": bridge.Bridge,
 }
 

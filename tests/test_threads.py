@@ -70,7 +70,9 @@ print(json.dumps(dict(counts=counts, failures=failures, seconds=time.monotonic()
 
 
 def test_eight_threads_compile_run_and_transfer_without_deadlock() -> None:
-    env = dict(os.environ, JAX_PLATFORMS="metal,cpu")
+    # Every program asynchronous (these small ones would otherwise run inline): the completion
+    # thread and the waiting threads taking their own jobs are what can race here.
+    env = dict(os.environ, JAX_PLATFORMS="metal,cpu", XLA_METAL_INLINE_ELEMENTS="0")
     run = subprocess.run([sys.executable, "-c", WORKLOAD, str(SECONDS), str(THREADS)],
                          capture_output=True, text=True, env=env, timeout=SECONDS + 300)
     assert run.returncode == 0, "deadlock or crash:\n" + run.stderr[-8000:]

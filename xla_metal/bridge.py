@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import FailedPreconditionError, pjrt_code
 
-BRIDGE_VERSION = 2
+BRIDGE_VERSION = 3
 
 XmCall = C.CFUNCTYPE(C.c_void_p, C.c_void_p)
 _i64p = C.POINTER(C.c_int64)
@@ -51,7 +51,11 @@ class CompileArgs(C.Structure):
 class ExecuteArgs(C.Structure):
     _fields_ = [("executable", C.c_int64), ("args", _i64p), ("num_args", C.c_int32),
                 ("donated", C.POINTER(C.c_uint8)), ("outputs", _i64p),
-                ("num_outputs", C.c_int32)]
+                ("num_outputs", C.c_int32), ("completion", C.c_int64)]
+
+
+class AwaitExecutionArgs(C.Structure):
+    _fields_ = [("job", C.c_int64)]
 
 
 class FromHostArgs(C.Structure):
@@ -107,7 +111,7 @@ class Bridge(C.Structure):
                     "deserialize", "executable_release", "serialize", "program_text",
                     "execute", "buffer_from_host", "buffer_to_host", "buffer_release",
                     "memory_stats", "cost_analysis", "memory_analysis", "buffer_copy",
-                    "buffer_pointer"))]
+                    "buffer_pointer", "await_execution"))]
 
 
 # Memory handed to C++ (strings, arrays, error texts) must outlive the callback that returns
@@ -162,7 +166,7 @@ def attach(address: int) -> None:
     """Fills the C++ bridge table at `address` with our callbacks."""
     global _table
     from . import runtime  # noqa: F401 - imported here so a bad install fails with its cause
-    from .runtime import api
+    from .runtime import api, execution
 
     table = Bridge.from_address(address)
     if table.version != BRIDGE_VERSION:
@@ -187,6 +191,7 @@ def attach(address: int) -> None:
         "memory_analysis": (api.memory_analysis, MemoryAnalysisArgs),
         "buffer_copy": (api.buffer_copy, BufferCopyArgs),
         "buffer_pointer": (api.buffer_pointer, BufferPointerArgs),
+        "await_execution": (execution.await_execution, AwaitExecutionArgs),
     }
     for name, (handler, args_type) in handlers.items():
         thunk = _callback(handler, args_type)

@@ -15,7 +15,7 @@
 extern "C" {
 #endif
 
-#define XM_BRIDGE_VERSION 2
+#define XM_BRIDGE_VERSION 3
 
 // Every call returns NULL on success. On failure it returns "<code>:<message>" where code is
 // a PJRT_Error_Code in decimal; the text stays valid until the next call on the same thread,
@@ -69,7 +69,14 @@ typedef struct {
   const uint8_t* donated;       // NULL, or one flag per argument: the caller gives it up
   int64_t* outputs;             // out: C++ provides room for num_outputs handles
   int32_t num_outputs;
+  // out: 0 when the outputs are computed already; else the job that await_execution waits
+  // for (the outputs are scheduled on MLX, and C++ completes their events after it).
+  int64_t completion;
 } XmExecuteArgs;
+
+typedef struct {
+  int64_t job;                  // a completion from execute; awaited once
+} XmAwaitExecutionArgs;
 
 typedef struct {
   int64_t client;
@@ -157,6 +164,7 @@ typedef struct {
   XmCall memory_analysis;       // XmMemoryAnalysisArgs
   XmCall buffer_copy;           // XmBufferCopyArgs
   XmCall buffer_pointer;        // XmBufferPointerArgs
+  XmCall await_execution;       // XmAwaitExecutionArgs: blocks until the job's MLX work is done
 } XmBridge;
 
 #ifdef __cplusplus

@@ -452,6 +452,7 @@ Status HostMinorToMajor(const PJRT_Buffer& buffer, const PJRT_Buffer_MemoryLayou
 XM_ENTRY(PJRT_Buffer_ToHostBuffer, event) {
   XM_RETURN_IF_ERROR(RequireLiveBuffer(args.src, "src"));
   const PJRT_Buffer& buffer = *args.src;
+  if (buffer.ready->IsReady()) XM_RETURN_IF_ERROR(buffer.ready->Error());  // a failed execution
   const size_t needed = ByteSize(buffer);
   args.event = nullptr;
   if (args.dst == nullptr) {
@@ -503,14 +504,15 @@ void FillBufferSlots(PJRT_Api& api) {
 }  // namespace xla_metal
 
 PJRT_Buffer::PJRT_Buffer(PJRT_Client* client, int64_t python_handle, PJRT_Buffer_Type type,
-                         std::vector<int64_t> dims, PJRT_Memory* memory)
+                         std::vector<int64_t> dims, PJRT_Memory* memory,
+                         std::shared_ptr<xla_metal::EventState> ready)
     : client(client),
       memory(memory),
       handle(python_handle),
       type(type),
       dims(std::move(dims)),
       minor_to_major(xla_metal::RowMajorMinorToMajor(this->dims.size())),
-      ready(xla_metal::EventState::MakeReady()) {
+      ready(ready != nullptr ? std::move(ready) : xla_metal::EventState::MakeReady()) {
   xla_metal::RetainClient(client);
 }
 

@@ -65,6 +65,7 @@ void EventState::Complete(Status error) {
     if (ready_) return;
     ready_ = true;
     error_ = std::move(error);
+    waiter_ = nullptr;
     callbacks.swap(callbacks_);
     for (size_t i = 0; i < callbacks.size(); ++i) {
       callback_errors.push_back(CopyError(error_.get()));
@@ -82,7 +83,23 @@ bool EventState::IsReady() {
   return ready_;
 }
 
+void EventState::SetWaiter(std::function<void()> waiter) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!ready_) waiter_ = std::move(waiter);
+}
+
+void EventState::RunWaiter() {
+  std::function<void()> waiter;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (ready_ || !waiter_) return;
+    waiter.swap(waiter_);
+  }
+  waiter();  // outside the lock: it completes this event
+}
+
 Status EventState::Await() {
+  RunWaiter();
   std::unique_lock<std::mutex> lock(mutex_);
   ready_condition_.wait(lock, [this] { return ready_; });
   return CopyError(error_.get());
@@ -95,6 +112,7 @@ Status EventState::Error() {
 }
 
 void EventState::OnReady(PJRT_Event_OnReadyCallback callback, void* user_arg) {
+  RunWaiter();
   Status error;
   {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -451,8 +451,9 @@ std::vector<uint8_t> DonatedArguments(const ExecutableState& state,
   return donated;
 }
 
-// Runs synchronously: outputs are complete when it returns. Of the execute options only the
-// non-donatable inputs matter (one device, no send/recv callbacks).
+// Returns once Python has scheduled the program on MLX: the outputs' ready events and the
+// device completion event complete when MLX has computed them (completion.cc). Of the
+// execute options only the non-donatable inputs matter (one device, no send/recv callbacks).
 XM_ENTRY(PJRT_LoadedExecutable_Execute, device_complete_events) {
   XM_RETURN_IF_ERROR(RequireLoadedExecutable(args.executable));
   if (args.executable->deleted.load()) {
@@ -490,6 +491,14 @@ XM_ENTRY(PJRT_LoadedExecutable_Execute, device_complete_events) {
     if (argument->client != client) {
       return InvalidArgument("argument " + std::to_string(i) + " belongs to another client");
     }
+    // An argument whose computation failed carries that error on, as on XLA's backends.
+    if (argument->ready->IsReady()) {
+      Status failed = argument->ready->Error();
+      if (failed != nullptr) {
+        failed->message = "argument " + std::to_string(i) + ": " + failed->message;
+        return failed;
+      }
+    }
     argument_handles[i] = argument->handle;
   }
 
@@ -504,6 +513,10 @@ XM_ENTRY(PJRT_LoadedExecutable_Execute, device_complete_events) {
   request.outputs = output_handles.data();
   request.num_outputs = static_cast<int32_t>(num_outputs);
   XM_RETURN_IF_ERROR(XM_CALL_BRIDGE(execute, &request));
+  // From here on nothing fails before the outputs are handed out (except allocation), so the
+  // job Python scheduled is always awaited.
+  std::optional<ExecutionEvents> pending;
+  if (request.completion != 0) pending = AwaitExecution(request.completion);
   // Python has let go of donated arguments (their memory may now hold results).
   for (size_t i = 0; i < args.num_args; ++i) {
     if (donated[i]) args.argument_lists[0][i]->Delete();
@@ -517,9 +530,13 @@ XM_ENTRY(PJRT_LoadedExecutable_Execute, device_complete_events) {
     outputs.push_back(std::make_unique<PJRT_Buffer>(
         client, output_handles[i], state.output_types[i],
         std::vector<int64_t>(dims, dims + state.output_ranks[i]),
-        &client->memories[state.output_memories[i]]));
+        &client->memories[state.output_memories[i]],
+        pending ? pending->outputs_ready : nullptr));
   }
-  PJRT_Event* complete = args.device_complete_events != nullptr ? NewReadyEvent() : nullptr;
+  PJRT_Event* complete = nullptr;
+  if (args.device_complete_events != nullptr) {
+    complete = pending ? NewEvent(pending->complete) : NewReadyEvent();
+  }
   for (size_t i = 0; i < num_outputs; ++i) args.output_lists[0][i] = outputs[i].release();
   if (complete != nullptr) args.device_complete_events[0] = complete;
   return Ok();

@@ -136,6 +136,11 @@ class EventState {
   Status Error();   // a copy of the error; the event must be ready
   // Runs `callback` once the event is ready: now, on this thread, if it already is.
   void OnReady(PJRT_Event_OnReadyCallback callback, void* user_arg);
+  // Gives a pending event a way to complete it on demand: the first Await or OnReady while it
+  // is pending runs `waiter` on the caller's thread (blocking) instead of only waiting for
+  // someone else to complete it. The caller is about to wait anyway; doing the wait itself
+  // saves handing the completion over between threads.
+  void SetWaiter(std::function<void()> waiter);
 
  private:
   struct Callback {
@@ -144,9 +149,13 @@ class EventState {
   };
   std::mutex mutex_;
   std::condition_variable ready_condition_;
+  // Runs the waiter, if there is one still (once: taken under the lock).
+  void RunWaiter();
+
   bool ready_ = false;
   Status error_;
   std::vector<Callback> callbacks_;
+  std::function<void()> waiter_;
 };
 
 }  // namespace xla_metal
@@ -175,6 +184,24 @@ Status CallBridge(XmCall XmBridge::*slot, const char* slot_name, void* args,
 #define XM_CALL_BRIDGE(slot, args) ::xla_metal::CallBridge(&XmBridge::slot, #slot, (args))
 #define XM_CALL_BRIDGE_AND_READ(slot, args, read_outputs) \
   ::xla_metal::CallBridge(&XmBridge::slot, #slot, (args), (read_outputs))
+
+// Makes the calling (non-Python) thread keep one Python thread state for its whole life, so
+// its later bridge calls only take the GIL. Does nothing if Python cannot be reached.
+void AdoptPythonThreadState() noexcept;
+
+// The events of one asynchronous execution (XmExecuteArgs.completion = `job`).
+struct ExecutionEvents {
+  // The outputs' ready event: completed when MLX has computed them, with the error if that
+  // failed. A thread that waits for it awaits the job itself (EventState::SetWaiter).
+  std::shared_ptr<EventState> outputs_ready;
+  // PJRT's device completion event: the same moment, but waiting for it never takes the job
+  // (frameworks register on it right after every Execute, before they mean to wait).
+  std::shared_ptr<EventState> complete;
+};
+// Queues `job`: a background thread awaits it unless a waiter of outputs_ready takes it first.
+ExecutionEvents AwaitExecution(int64_t job);
+// Called once Python is exiting: returns when the background thread has left Python for good.
+void QuiesceCompletion();
 
 // Hands a Python-owned handle back through `slot` (a release slot). Does nothing once the
 // interpreter is shutting down: by then Python frees everything itself.
@@ -255,8 +282,10 @@ struct PJRT_Client {
 
 // A device array held by Python. Shape and type are kept here so queries need no Python.
 struct PJRT_Buffer {
+  // `ready`: the event of the computation producing the contents; NULL: computed already.
   PJRT_Buffer(PJRT_Client* client, int64_t python_handle, PJRT_Buffer_Type type,
-              std::vector<int64_t> dims, PJRT_Memory* memory);
+              std::vector<int64_t> dims, PJRT_Memory* memory,
+              std::shared_ptr<xla_metal::EventState> ready = nullptr);
   ~PJRT_Buffer();  // releases the Python array unless Delete already did
   PJRT_Buffer(const PJRT_Buffer&) = delete;
   PJRT_Buffer& operator=(const PJRT_Buffer&) = delete;
@@ -274,7 +303,8 @@ struct PJRT_Buffer {
   const PJRT_Buffer_Type type;
   const std::vector<int64_t> dims;
   const std::vector<int64_t> minor_to_major;  // row-major: rank-1, ..., 0
-  // Becomes ready when the contents are computed; every buffer is complete when created today.
+  // Becomes ready when the contents are computed (outputs of an asynchronous execution), with
+  // the execution's error if it failed.
   const std::shared_ptr<xla_metal::EventState> ready;
   std::atomic<bool> deleted{false};
   std::atomic<bool> released{false};

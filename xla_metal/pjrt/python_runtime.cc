@@ -49,7 +49,12 @@ std::atomic<bool> python_exiting{false};
 
 constexpr char kStartFailure[] = "xla-metal could not start its Python runtime: ";
 
-void OnPythonExiting() { python_exiting.store(true, std::memory_order_release); }
+// Called by Python's atexit through ctypes, which has released the GIL for the call: waiting
+// here for the completion thread to leave Python cannot deadlock on the GIL.
+void OnPythonExiting() {
+  python_exiting.store(true, std::memory_order_release);
+  QuiesceCompletion();
+}
 
 // Looks `name` up in `library`; adds it to `missing` when absent.
 template <typename Function>
@@ -176,6 +181,7 @@ Status AttachBridge() {
       {bridge.memory_analysis, "memory_analysis"},
       {bridge.buffer_copy, "buffer_copy"},
       {bridge.buffer_pointer, "buffer_pointer"},
+      {bridge.await_execution, "await_execution"},
   };
   for (const auto& [slot, name] : slots) {
     if (slot == nullptr) {
@@ -300,6 +306,14 @@ Status CallBridge(XmCall XmBridge::*slot, const char* slot_name, void* args,
   const char* failure = (bridge.*slot)(args);
   if (failure != nullptr) return ErrorFromBridge(failure);  // copies the text
   return read_outputs ? read_outputs() : Ok();
+}
+
+void AdoptPythonThreadState() noexcept {
+  if (EnsurePythonRuntime() != nullptr) return;  // later bridge calls report the problem
+  // PyGILState_Ensure gives this thread a thread state; it is never released, so the state
+  // outlives every later GilScope here. PyEval_SaveThread lets go of the GIL, not the state.
+  py.PyGILState_Ensure();
+  py.PyEval_SaveThread();
 }
 
 void ReleaseHandle(XmCall XmBridge::*slot, int64_t handle) noexcept {

@@ -21,16 +21,14 @@ from ..bridge import keep
 from ..compiler import compile_program, ir
 from ..compiler.importer import module_text, stablehlo_versions
 from ..compiler.lowering.callbacks import host_callback_names
-from ..compiler.placement import CPU_ONLY_DTYPES, evaluate
+from ..compiler.placement import CPU_ONLY_DTYPES
 from ..element_types import numpy_dtype
 from ..errors import InvalidArgumentError, UnimplementedError, XlaMetalError
 from ..memory_kinds import DEFAULT_MEMORY_KIND, MEMORY_KINDS, result_memory_ids
-from . import hlo_program, introspection, serialization
+from . import execution, hlo_program, introspection, serialization
 from .dtypes import (
-    NAME_OF_MLX_DTYPE,
     PJRT_TYPE,
     name_of_pjrt_type,
-    storage_name,
     to_mlx,
     to_numpy,
 )
@@ -57,8 +55,8 @@ def _get(handle: int, kind: type) -> Any:
 
 
 def release(args: Any) -> None:
-    _handles.pop(args.handle, None)
-    _pinned.discard(args.handle)
+    _give_up(args.handle)
+    execution.pending_outputs.pop(args.handle, None)
 
 
 # ------------------------------------------------------------------------------ client
@@ -118,10 +116,15 @@ class Executable:
     run: Any                      # the entry function: MLX arrays -> MLX arrays
     module: ir.Module
     fingerprint: str
-    input_types: list[ir.TensorType | ir.TokenType]
-    output_types: list[ir.TensorType | ir.TokenType]
+    inputs: execution.Signature
+    outputs: execution.Signature
     code: bytes                   # the program as received: what serialization keeps
     platform: str
+    inline: bool                  # evaluated inside Execute (execution.runs_inline)
+
+    def streams(self) -> tuple[Any, ...]:
+        """The MLX stream this thread schedules the program's work on."""
+        return (mx.default_stream(self.client.device),)
 
 
 # A token (ordered effects: io_callback(ordered=True), debug.print(ordered=True)) travels as a
@@ -135,10 +138,6 @@ def _signature_types(types: list[Any], what: str) -> list[ir.TensorType | ir.Tok
         if not isinstance(t, (ir.TensorType, ir.TokenType)):
             raise UnimplementedError(f"[compile] {what} of type {t} is not supported on metal")
     return types
-
-
-def _is_token_value(array: mx.array) -> bool:
-    return array.size == 0 and array.ndim <= 1
 
 
 def compile(args: Any) -> None:  # noqa: A001 - the PJRT verb
@@ -157,6 +156,14 @@ def _platform(client: Client) -> str:
     return "cpu" if client.device.type == mx.cpu else "gpu"
 
 
+def _runs_inline(platform: str, module: ir.Module) -> bool:
+    # On a GPU client every execution stays synchronous for now: awaiting a job waits on its
+    # streams from another thread (mx.synchronize), which is checked on MLX's CPU device
+    # only; on Metal and CUDA it would also commit the stream's command buffer from that
+    # thread, which the asynchronous path has not been run with yet (docs/dispatch.md).
+    return platform == "gpu" or execution.runs_inline(module)
+
+
 def _compile_into(args: Any, code: bytes) -> None:
     """Compiles `code` for the client in args and fills the compile outputs of args."""
     client = _get(args.client, Client)
@@ -167,8 +174,9 @@ def _compile_into(args: Any, code: bytes) -> None:
     inputs = _signature_types([a.type for a in main.args], "an argument")
     outputs = _signature_types(main.result_types, "a result")
     fingerprint = hashlib.sha256(code + f"|{__version__}|{platform}".encode()).hexdigest()
-    exe = Executable(client, program.entry(), module, fingerprint, inputs, outputs, code,
-                     platform)
+    exe = Executable(client, program.entry(), module, fingerprint,
+                     execution.Signature.of(inputs), execution.Signature.of(outputs), code,
+                     platform, _runs_inline(platform, module))
     meta: list[int] = []
     for t in outputs:
         meta += [_PJRT_TOKEN, 0] if isinstance(t, ir.TokenType) else \
@@ -233,50 +241,12 @@ def memory_analysis(args: Any) -> None:
 
 
 def execute(args: Any) -> None:
-    exe = _get(args.executable, Executable)
-    if args.num_args != len(exe.input_types):
-        raise InvalidArgumentError(f"[execute] @{exe.module.entry} takes "
-                                   f"{len(exe.input_types)} arguments, got {args.num_args}")
-    inputs = []
-    for i, want in enumerate(exe.input_types):
-        array = _handles.get(args.args[i])
-        if not isinstance(array, mx.array):
-            raise InvalidArgumentError(f"[execute] argument {i} is not a live buffer (deleted?)")
-        if isinstance(want, ir.TokenType):
-            if not _is_token_value(array):
-                raise InvalidArgumentError(
-                    f"[execute] argument {i} is {to_name(array)}{list(array.shape)}, the "
-                    f"program expects a token")
-        elif tuple(array.shape) != want.shape or to_name(array) != storage_name(want.dtype):
-            raise InvalidArgumentError(
-                f"[execute] argument {i} is {to_name(array)}{list(array.shape)}, the program "
-                f"expects {want.dtype}{list(want.shape)}")
-        inputs.append(array)
-    if args.donated:
-        # Given up by the caller: with our table's reference gone, MLX may write results into
-        # the same memory (it reuses an input buffer nobody else holds).
-        for i in range(args.num_args):
-            if args.donated[i]:
-                _handles.pop(args.args[i], None)
-                _pinned.discard(args.args[i])
-    with mx.stream(exe.client.device):
-        outputs = exe.run(*inputs)
-        evaluate(outputs)
-    for i, (array, want) in enumerate(zip(outputs, exe.output_types, strict=True)):
-        if isinstance(want, ir.TokenType):
-            if not _is_token_value(array):
-                raise XlaMetalError(f"[execute] internal error: token result {i} came out as "
-                                    f"{to_name(array)}{list(array.shape)}")
-        elif tuple(array.shape) != want.shape or to_name(array) != storage_name(want.dtype):
-            raise XlaMetalError(f"[execute] internal error: result {i} came out as "
-                                f"{to_name(array)}{list(array.shape)}, declared "
-                                f"{want.dtype}{list(want.shape)}")
-    for i, array in enumerate(outputs):
-        args.outputs[i] = _new_handle(array)
+    execution.execute(_get(args.executable, Executable), args, _handles, _give_up, _new_handle)
 
 
-def to_name(array: mx.array) -> str:
-    return NAME_OF_MLX_DTYPE[array.dtype]
+def _give_up(handle: int) -> None:
+    _handles.pop(handle, None)
+    _pinned.discard(handle)
 
 
 # ---------------------------------------------------------------------------- transfers
@@ -309,7 +279,9 @@ def buffer_to_host(args: Any) -> None:
     array = _handles.get(args.buffer)
     if not isinstance(array, mx.array):
         raise InvalidArgumentError(f"[transfer] buffer {args.buffer} is not live (deleted?)")
-    host = to_numpy(array)
+    execution.wait_for_buffer(args.buffer)
+    with execution.graph_lock:
+        host = to_numpy(array)
     if args.minor_to_major:
         minor_to_major = [args.minor_to_major[i] for i in range(args.rank)]
         if sorted(minor_to_major) != list(range(host.ndim)):
@@ -333,8 +305,11 @@ def _live_array(handle: int) -> mx.array:
 
 def buffer_copy(args: Any) -> None:
     # MLX arrays are immutable, so a copy on the same device may share the array: each
-    # handle keeps it alive on its own.
+    # handle keeps it alive on its own (and waits for the same job before it is read).
     args.copy = _new_handle(_live_array(args.buffer))
+    streams = execution.pending_outputs.get(args.buffer)
+    if streams is not None:
+        execution.pending_outputs[args.copy] = streams
 
 
 def _memory_range(array: mx.array) -> tuple[int, int] | None:
@@ -366,6 +341,13 @@ def buffer_pointer(args: Any) -> None:
     Each buffer gets memory of its own, as on XLA's backends: before its first address is
     handed out, a buffer whose array is a strided view, or overlaps another buffer's memory,
     gets a row-contiguous copy in its place (the same values: arrays are immutable)."""
+    _live_array(args.buffer)  # a clear error for a dead handle, before waiting for it
+    execution.wait_for_buffer(args.buffer)
+    with execution.graph_lock:
+        _pin(args)
+
+
+def _pin(args: Any) -> None:
     array = _live_array(args.buffer)
     memory = _memory_range(array)
     if args.buffer not in _pinned:

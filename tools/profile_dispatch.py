@@ -1,0 +1,95 @@
+"""Where the time of a tiny jitted call on 'metal' goes: PJRT calls and Python profile.
+
+    python tools/profile_dispatch.py [--calls 3000] [--counter /tmp/pjrt_call_counter.so]
+                                     [--profile] [--eager]
+
+With --counter (a build of tools/pjrt_call_counter.c, command in that file), JAX loads the
+counting shim in front of the plugin and this prints, per jitted call, every PJRT C API entry
+JAX made, how often, and its mean time inside the plugin. With --profile it prints cProfile's
+top functions (by own time) over the calls. Always prints process CPU time and wall time per
+call. Diagnostics, not a benchmark: tools/bench_dispatch.py is the benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import ctypes
+import os
+import pstats
+import re
+import time
+from pathlib import Path
+
+HEADER = Path(__file__).resolve().parent.parent / "xla_metal" / "pjrt" / "pjrt_c_api.h"
+
+
+def slot_names() -> list[str]:
+    """The PJRT_Api slots in table order, as our header declares them."""
+    table = HEADER.read_text().split("typedef struct PJRT_Api {", 1)[1]
+    return re.findall(r"^\s*XM_PJRT_SLOT\((\w+)\);", table, re.M)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=3000)
+    parser.add_argument("--counter", help="path of the built pjrt_call_counter.so")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--eager", action="store_true", help="an eager jnp.sin, not a jit")
+    parser.add_argument("--no-wait", action="store_true",
+                        help="do not wait for each result (a loop that dispatches ahead)")
+    args = parser.parse_args()
+
+    counter = None
+    if args.counter:
+        import xla_metal.jax_plugin as plugin
+
+        os.environ["XM_COUNTER_REAL_PLUGIN"] = str(plugin.library_path())
+        counter = ctypes.CDLL(args.counter)
+        plugin.library_path = lambda: Path(args.counter)  # type: ignore[assignment]
+
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    x = jax.device_put(np.ones(8, np.float32), jax.devices("metal")[0])
+    tiny = jax.jit(lambda a: a * 2.0 + 1.0)
+    op = (lambda: jnp.sin(x)) if args.eager else (lambda: tiny(x))
+    call = op if args.no_wait else (lambda: op().block_until_ready())
+    for _ in range(200):  # compile and warm up
+        call()
+
+    names = slot_names()
+    n = len(names)
+    counts = (ctypes.c_uint64 * n)()
+    nanoseconds = (ctypes.c_uint64 * n)()
+    if counter is not None:
+        counter.xm_counter_read(counts, nanoseconds, n, 1)  # reset
+    profiler = cProfile.Profile() if args.profile else None
+    cpu, wall = time.process_time(), time.perf_counter()
+    if profiler:
+        profiler.enable()
+    for _ in range(args.calls):
+        call()
+    if profiler:
+        profiler.disable()
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    print(f"{args.calls} calls: {wall / args.calls * 1e6:.1f} us wall, "
+          f"{cpu / args.calls * 1e6:.1f} us process CPU per call")
+    if counter is not None:
+        counter.xm_counter_read(counts, nanoseconds, n, 0)
+        total = 0.0
+        print("PJRT entries per call (calls, mean us inside the plugin):")
+        for i in sorted(range(n), key=lambda i: -nanoseconds[i]):
+            if counts[i]:
+                per_call = counts[i] / args.calls
+                mean_us = nanoseconds[i] / counts[i] / 1e3
+                total += nanoseconds[i] / args.calls / 1e3
+                print(f"  {names[i]:45s} {per_call:5.2f} x {mean_us:8.2f} us")
+        print(f"  total inside the plugin: {total:.1f} us per call")
+    if profiler:
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(18)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""Executing a compiled program: the per-call path, kept as short as it can be.
+
+Everything an execution checks is prepared once per executable (`Signature`), so a call
+compares tuples and makes no other decision. Execution is asynchronous: the program's MLX
+graph is built and scheduled (mx.async_eval) on the calling thread, which then returns; the
+execution becomes a job that C++ awaits (await_execution) before completing the buffers'
+ready events. MLX raises its errors while the graph is built and scheduled, on the calling
+thread, so they fail the Execute call itself, as before.
+
+Threads. MLX's arrays are not safe to touch from two threads at once: evaluating or waiting
+on an array updates its state (status, event), and so does a later graph that uses it as an
+input. So every MLX operation on arrays a buffer may hold runs under `graph_lock`, and
+awaiting a job touches no array at all: it waits for the MLX streams the job was scheduled on
+(mx.synchronize: each stream runs its work in order, so its work is done once a marker placed
+after it has run). Reading a buffer first waits for its job that way, outside the lock.
+
+A program too small for the hand-over to pay (`runs_inline`: no control flow, few elements
+touched) is evaluated inside Execute instead, on the caller's thread, and its events are
+ready at once; XLA_METAL_SYNC_EXECUTE=1 does that for every program.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import mlx.core as mx
+
+from ..compiler import ir
+from ..compiler.placement import evaluate
+from ..errors import InvalidArgumentError, XlaMetalError
+from .dtypes import MLX_DTYPE, NAME_OF_MLX_DTYPE, storage_name
+
+SYNCHRONOUS = os.environ.get("XLA_METAL_SYNC_EXECUTE", "0") == "1"
+# Executions scheduled but not yet awaited: past this many, Execute waits for the oldest, so a
+# loop that never reads its results cannot queue unbounded work (and memory) ahead of MLX.
+MAX_IN_FLIGHT = 32
+
+# Programs touching fewer elements than this (operands and results of every op, summed), with
+# no loop or branch and no host callback (whose cost is the user's Python), run inline: MLX
+# computes them in microseconds, less than handing the wait to another thread costs
+# (docs/dispatch.md). XLA_METAL_INLINE_ELEMENTS overrides it (0: every program asynchronous).
+INLINE_ELEMENTS = int(os.environ.get("XLA_METAL_INLINE_ELEMENTS", 1 << 15))
+
+# Held for every MLX operation on arrays that buffers hold (see the module's docstring). An
+# RLock: a host callback running inside an execution may itself execute on 'metal'.
+graph_lock = threading.RLock()
+
+Streams = tuple[Any, ...]  # the mx.Streams a job's work was scheduled on
+_in_flight: OrderedDict[int, Streams] = OrderedDict()
+# Output handles of jobs not known to be done: reading one waits for these streams first.
+pending_outputs: dict[int, Streams] = {}
+_next_job = itertools.count(1)
+
+
+def to_name(array: mx.array) -> str:
+    return NAME_OF_MLX_DTYPE[array.dtype]
+
+
+def _is_token_value(array: mx.array) -> bool:
+    return array.size == 0 and array.ndim <= 1
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What an executable's arguments and results must be, in the form a call compares."""
+
+    types: tuple[ir.TensorType | ir.TokenType, ...]
+    # (shape, MLX dtype) per value, the form an array reports; None when a token is among them
+    expected: tuple[tuple[tuple[int, ...], mx.Dtype], ...] | None
+
+    @staticmethod
+    def of(types: list[ir.TensorType | ir.TokenType]) -> Signature:
+        expected = []
+        for t in types:
+            dtype = MLX_DTYPE.get(storage_name(t.dtype)) if isinstance(t, ir.TensorType) \
+                else None
+            if dtype is None:  # a token, or a type no buffer holds: checked one by one
+                return Signature(tuple(types), None)
+            assert isinstance(t, ir.TensorType)
+            expected.append((tuple(t.shape), dtype))
+        return Signature(tuple(types), tuple(expected))
+
+    def matches(self, arrays: list[Any]) -> bool:
+        """Whether every array has its expected shape and dtype (tokens: always False, so
+        the caller takes the slow path that checks them one by one)."""
+        if self.expected is None:
+            return False
+        try:
+            return tuple([(a.shape, a.dtype) for a in arrays]) == self.expected
+        except AttributeError:  # not an MLX array (a dead handle)
+            return False
+
+    def mismatch(self, arrays: list[Any], what: str) -> str | None:
+        """The first value that is not as declared, described; None if all are."""
+        for i, (array, want) in enumerate(zip(arrays, self.types, strict=True)):
+            if not isinstance(array, mx.array):
+                return f"{what} {i} is not a live buffer (deleted?)"
+            if isinstance(want, ir.TokenType):
+                if not _is_token_value(array):
+                    return (f"{what} {i} is {to_name(array)}{list(array.shape)}, the "
+                            f"program expects a token")
+            elif tuple(array.shape) != want.shape or to_name(array) != storage_name(want.dtype):
+                return (f"{what} {i} is {to_name(array)}{list(array.shape)}, the program "
+                        f"expects {want.dtype}{list(want.shape)}")
+        return None
+
+
+def runs_inline(module: ir.Module) -> bool:
+    """Whether executions of `module` are cheap enough to evaluate inside Execute."""
+    if INLINE_ELEMENTS <= 0:
+        return False
+    touched = 0
+    for function in module.functions.values():
+        for operation in ir.walk(function.body):
+            if operation.op in ir.CONTROL_FLOW or ir.is_host_callback(operation):
+                return False
+            for value in (*operation.operands, *operation.results):
+                if isinstance(value.type, ir.TensorType):
+                    size = 1
+                    for d in value.type.shape:
+                        size *= d
+                    touched += size
+            if touched >= INLINE_ELEMENTS:
+                return False
+    return True
+
+
+def execute(exe: Any, args: Any, handles: dict[int, Any], give_up: Any,
+            new_handle: Any) -> None:
+    """Runs `exe` on the buffers args names; fills args.outputs and args.completion.
+
+    `handles` is the handle table, `give_up(handle)` drops a donated argument from it and
+    `new_handle(array)` adds a result."""
+    inputs_signature: Signature = exe.inputs
+    num_args = args.num_args
+    if num_args != len(inputs_signature.types):
+        raise InvalidArgumentError(f"[execute] @{exe.module.entry} takes "
+                                   f"{len(inputs_signature.types)} arguments, got {num_args}")
+    argument_handles = args.args
+    inputs = [handles.get(argument_handles[i]) for i in range(num_args)]
+    if not inputs_signature.matches(inputs):
+        problem = inputs_signature.mismatch(inputs, "argument")
+        if problem is not None:
+            raise InvalidArgumentError(f"[execute] {problem}")
+    if args.donated:
+        # Given up by the caller: with our table's reference gone, MLX may write results into
+        # the same memory (it reuses an input buffer nobody else holds).
+        donated = args.donated
+        for i in range(num_args):
+            if donated[i]:
+                give_up(argument_handles[i])
+    inline = SYNCHRONOUS or exe.inline
+    with graph_lock, mx.stream(exe.client.device):
+        outputs = exe.run(*inputs)
+        evaluate(outputs, asynchronous=not inline)
+        if not inline:
+            streams = exe.streams()
+    if not exe.outputs.matches(outputs):
+        problem = exe.outputs.mismatch(outputs, "result")
+        if problem is not None:
+            raise XlaMetalError(f"[execute] internal error: {problem}")
+    result_handles = args.outputs
+    for i, array in enumerate(outputs):
+        result_handles[i] = new_handle(array)
+    if inline or not outputs:
+        args.completion = 0
+        return
+    for i in range(len(outputs)):
+        pending_outputs[result_handles[i]] = streams
+    args.completion = _schedule(streams)
+
+
+def _synchronize(streams: Streams) -> None:
+    for stream in streams:
+        mx.synchronize(stream)
+
+
+def _schedule(streams: Streams) -> int:
+    job = next(_next_job)
+    _in_flight[job] = streams
+    while len(_in_flight) > MAX_IN_FLIGHT:
+        # Waits here for the oldest (its job stays awaited by C++ as usual: a stream already
+        # drained makes that wait short).
+        _synchronize(_in_flight.popitem(last=False)[1])
+    return job
+
+
+def await_execution(args: Any) -> None:
+    """Waits until the work of job args.job is done; touches no array (any thread may)."""
+    streams = _in_flight.pop(args.job, None)
+    if streams is not None:
+        _synchronize(streams)
+
+
+def wait_for_buffer(handle: int) -> None:
+    """Before reading buffer `handle`: waits for the job computing it, outside graph_lock."""
+    streams = pending_outputs.pop(handle, None)
+    if streams is not None:
+        _synchronize(streams)
