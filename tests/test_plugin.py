@@ -170,11 +170,20 @@ def test_donation_gives_up_the_argument_and_stays_correct(metal: jax.Device) -> 
     assert x.is_deleted() and not y.is_deleted()
 
 
-def test_same_array_donated_and_passed_again_stays_correct(metal: jax.Device) -> None:
-    # (JAX's CPU backend refuses this call; we keep the buffer and compute the right answer.)
+def test_same_array_donated_and_passed_again_is_refused(metal: jax.Device) -> None:
+    # As on JAX's CPU backend: a donated buffer's memory may hold results, so it cannot also
+    # be read as another argument of the same call. The buffer itself is left untouched.
     z = jax.device_put(np.arange(4, dtype=np.float32), metal)
     step = jax.jit(lambda a, b: a * 2 + b, donate_argnums=0)
-    np.testing.assert_array_equal(np.asarray(step(z, z)), np.arange(4) * 3)
+    with pytest.raises(RuntimeError, match=r"arguments 0 and 1 .* same buffer, and it is donated"):
+        step(z, z)
+    assert not z.is_deleted()
+    np.testing.assert_array_equal(np.asarray(z), np.arange(4))
+    both = jax.jit(lambda a, b: a + b, donate_argnums=(0, 1))
+    with pytest.raises(RuntimeError, match="same buffer, and it is donated"):
+        both(z, z)
+    kept = jax.jit(lambda a, b: a * 2 + b)  # no donation: the same buffer twice is fine
+    np.testing.assert_array_equal(np.asarray(kept(z, z)), np.arange(4) * 3)
 
 
 def test_array_donated_and_captured_stays_correct(metal: jax.Device) -> None:

@@ -24,7 +24,7 @@ from ..compiler.lowering.callbacks import host_callback_names
 from ..compiler.placement import CPU_ONLY_DTYPES
 from ..element_types import numpy_dtype
 from ..errors import InvalidArgumentError, UnimplementedError, XlaMetalError
-from . import hlo_program, introspection, serialization
+from . import compile_options, hlo_program, introspection, serialization
 from .dtypes import (
     NAME_OF_MLX_DTYPE,
     PJRT_TYPE,
@@ -144,6 +144,8 @@ def compile(args: Any) -> None:  # noqa: A001 - the PJRT verb
     fmt = C.string_at(args.format, args.format_size).decode(errors="replace") \
         if args.format_size else "mlir"
     code = C.string_at(args.code, args.code_size)
+    if args.options_size:
+        compile_options.check(C.string_at(args.options, args.options_size))
     if fmt in ("hlo", "hlo_with_config"):  # PyTorch/XLA's and other XlaBuilder frontends'
         code = hlo_program.to_stablehlo(code, with_config=fmt == "hlo_with_config")
     elif fmt != "mlir":
