@@ -30,6 +30,7 @@ from .dtypes import (
     PJRT_TYPE,
     name_of_pjrt_type,
     storage_name,
+    storage_shape,
     to_mlx,
     to_numpy,
 )
@@ -244,7 +245,8 @@ def execute(args: Any) -> None:
                 raise InvalidArgumentError(
                     f"[execute] argument {i} is {to_name(array)}{list(array.shape)}, the "
                     f"program expects a token")
-        elif tuple(array.shape) != want.shape or to_name(array) != storage_name(want.dtype):
+        elif tuple(array.shape) != storage_shape(want.dtype, want.shape) or \
+                to_name(array) != storage_name(want.dtype):
             raise InvalidArgumentError(
                 f"[execute] argument {i} is {to_name(array)}{list(array.shape)}, the program "
                 f"expects {want.dtype}{list(want.shape)}")
@@ -264,7 +266,8 @@ def execute(args: Any) -> None:
             if not _is_token_value(array):
                 raise XlaMetalError(f"[execute] internal error: token result {i} came out as "
                                     f"{to_name(array)}{list(array.shape)}")
-        elif tuple(array.shape) != want.shape or to_name(array) != storage_name(want.dtype):
+        elif tuple(array.shape) != storage_shape(want.dtype, want.shape) or \
+                to_name(array) != storage_name(want.dtype):
             raise XlaMetalError(f"[execute] internal error: result {i} came out as "
                                 f"{to_name(array)}{list(array.shape)}, declared "
                                 f"{want.dtype}{list(want.shape)}")
@@ -307,6 +310,8 @@ def buffer_to_host(args: Any) -> None:
     if not isinstance(array, mx.array):
         raise InvalidArgumentError(f"[transfer] buffer {args.buffer} is not live (deleted?)")
     host = to_numpy(array)
+    if host.ndim == args.rank + 1 and host.dtype == np.float64:  # complex128 pairs
+        host = np.ascontiguousarray(host).view(np.complex128)[..., 0]
     if args.minor_to_major:
         minor_to_major = [args.minor_to_major[i] for i in range(args.rank)]
         if sorted(minor_to_major) != list(range(host.ndim)):
