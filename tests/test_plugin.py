@@ -99,10 +99,10 @@ def test_unsupported_custom_call_names_target_and_line(metal: jax.Device) -> Non
     assert "test_plugin.py" in message  # the user's source line
 
 
-def test_unsupported_dtype_is_refused_by_name(metal: jax.Device) -> None:
-    host = np.ones(4, np.complex128)  # (float8 and int4 are emulated; complex128 is not)
+def test_an_op_complex128_cannot_run_is_refused_by_name(metal: jax.Device) -> None:
+    host = np.ones(4, np.complex128)  # (emulated: element-wise, shape ops, dots and sums)
     with jax.enable_x64(True), pytest.raises(Exception, match="complex128"):
-        jax.device_put(host, metal).block_until_ready()
+        jax.jit(jnp.fft.fft)(jax.device_put(host, metal)).block_until_ready()
 
 
 def test_error_leaves_the_process_usable(metal: jax.Device) -> None:
