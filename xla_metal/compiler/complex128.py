@@ -98,8 +98,9 @@ PASS_THROUGH = frozenset({
     Op.WHILE, Op.IF, Op.CASE, Op.CALL, Op.COMPOSITE, Op.OPTIMIZATION_BARRIER,
     Op.SHARDING_CONSTRAINT, Op.TUPLE, Op.GET_TUPLE_ELEMENT,
 })
-# Ops with a region: part by part only when the region is a plain sum or a replacement.
-SUMMING = frozenset({Op.REDUCE, Op.SCATTER})
+# Ops with a region, run part by part when the region is one of these bodies (their rules
+# then use a fast path and never run the region on a part).
+SUMMING = {Op.REDUCE: ("ADD",), Op.REDUCE_WINDOW: ("ADD",), Op.SCATTER: ("ADD", "SET")}
 
 
 # ------------------------------------------------------------------ float64 helpers
@@ -361,7 +362,7 @@ def adapt(operation: Operation, rule: Rule) -> Rule:
     if op in PARTWISE:
         return _partwise(operation, rule)
     if op in SUMMING and len(operation.results) == 1 and operation.regions and \
-            combiner(operation.regions[0]) in ("ADD", "SET"):
+            combiner(operation.regions[0]) in SUMMING[op]:
         return _partwise(operation, rule)
     if op is Op.DOT_GENERAL and all(_is_pair(r) for r in operation.results):
         return _dot(operation, rule)
