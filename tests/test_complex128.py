@@ -109,7 +109,7 @@ def test_wide_arguments_stay_float64_accurate(metal, cpu) -> None:
         np.testing.assert_allclose(got, want, rtol=1e-13, atol=0)
 
 
-@pytest.mark.parametrize("f", [jnp.exp, jnp.sin, jnp.cos])
+@pytest.mark.parametrize("f", [jnp.exp, jnp.sin, jnp.cos, jax.nn.sigmoid])
 def test_float64_exp_sin_cos_are_float64_accurate(f, metal, cpu) -> None:
     x = np.concatenate([np.linspace(-40, 40, 4001), [0.0, -0.0, 1e-300, -720.0, 1e6]])
     got, want = _both(f, x, metal=metal, cpu=cpu)

@@ -283,7 +283,8 @@ def _abs_int(x: mx.array) -> mx.array:
 
 for _op, _fn in [
     (Op.EXPM1, _expm1), (Op.LOG, mx.log), (Op.LOG1P, mx.log1p),
-    (Op.LOGISTIC, mx.sigmoid), (Op.SQRT, mx.sqrt), (Op.RSQRT, mx.rsqrt), (Op.CBRT, _cbrt),
+    (Op.LOGISTIC, exact_in_float64(mx.sigmoid, float64_math.logistic)),
+    (Op.SQRT, mx.sqrt), (Op.RSQRT, mx.rsqrt), (Op.CBRT, _cbrt),
     (Op.SIN, exact_in_float64(mx.sin, float64_math.sin)),
     (Op.COS, exact_in_float64(mx.cos, float64_math.cos)), (Op.TANH, mx.tanh),
     (Op.FLOOR, mx.floor), (Op.CEIL, mx.ceil), (Op.ROUND_AFZ, _round_afz),

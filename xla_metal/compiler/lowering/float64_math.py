@@ -1,6 +1,7 @@
-"""exp, sin and cos exact to float64. MLX's own float64 exp, sin and cos (on its CPU device)
-are only float32-accurate (relative errors up to 1e-6, and 1e-2 for cos), while its expm1
-and tan are exact to the last bit or two: these are built from those.
+"""exp, sin, cos and logistic exact to float64. MLX's own float64 exp, sin, cos and sigmoid
+(on its CPU device) are only float32-accurate (relative errors up to 1e-6, and 1e-2 for
+cos), while its expm1 and tan are exact to the last bit or two: these are built from those.
+(MLX's float64 erf is float32-accurate too; it is not replaced here.)
 
 Measured against numpy over [-30, 30]: relative error below 5e-16 for exp and sin/cos away
 from their zeros; near a zero of cos (or of sin at large arguments) the error is about 1e-16
@@ -46,6 +47,11 @@ def sin(x: mx.array) -> mx.array:
 
 def cos(x: mx.array) -> mx.array:
     return sin_cos(x)[1]
+
+
+def logistic(x: mx.array) -> mx.array:
+    # (MLX's float64 sigmoid has exp's float32 accuracy)
+    return 1.0 / (1.0 + exp(-x))
 
 
 def exact_in_float64(mlx_fn, exact_fn):  # type: ignore[no-untyped-def]
