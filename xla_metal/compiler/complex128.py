@@ -215,21 +215,33 @@ def _cos(x: Parts) -> Parts:
     return c * ch, -(s * sh)
 
 
-def _tan(x: Parts) -> Parts:
-    return _div(_sin(x), _cos(x))
-
-
 def _tanh(x: Parts) -> Parts:
+    # Kahan's form: with t = tan(b), s = sinh(a), beta = 1 + t^2, rho = sqrt(1 + s^2),
+    # tanh(a + bi) = (beta rho s + i t) / (1 + beta s^2). Past |a| = 22 the real part is +-1
+    # to the last bit and the imaginary part 4 sin b cos b e^(-2|a|) (zero once it underflows)
     a, b = x
-    s, c = _sin_cos(b)
-    sh, ch = _sinh_cosh(a)
-    re, im = _div((sh * c, ch * s), (ch * c, sh * s))
-    # past |a| = 20 the real part is +-1 to the last bit, and sinh and cosh overflow later:
-    # the imaginary part is sin(2b) / (cosh(2a) + cos(2b)), which only underflows
-    big = mx.abs(a) > 20.0
-    s2, c2 = _sin_cos(2.0 * b)
-    return (mx.where(big, mx.sign(a), re),
-            mx.where(big, s2 / (mx.cosh(2.0 * a) + c2), im))
+    t = mx.tan(b)
+    s = mx.sinh(a)
+    beta = 1.0 + t * t
+    rho = mx.sqrt(1.0 + s * s)
+    d = 1.0 + beta * s * s
+    big = mx.abs(a) > 22.0
+    sb, cb = _sin_cos(b)
+    # at an infinite a, XLA gives +-1 + 0i even for a b that is not finite; at a finite a,
+    # such a b gives NaN
+    odd_b = ~mx.isfinite(b)
+    inf_a = mx.isinf(a)
+    nan = mx.full(a.shape, np.nan, mx.float64)
+    re_big = mx.where(odd_b & ~inf_a, nan, mx.sign(a))
+    im_big = mx.where(odd_b & inf_a, mx.zeros_like(a),
+                      4.0 * sb * cb * _exp_real(-2.0 * mx.abs(a)))
+    return (mx.where(big, re_big, beta * rho * s / d), mx.where(big, im_big, t / d))
+
+
+def _tan(x: Parts) -> Parts:
+    a, b = x  # tan(z) = -i tanh(iz)
+    u, v = _tanh((-b, a))
+    return v, -u
 
 
 def _pow(x: Parts, y: Parts) -> Parts:
