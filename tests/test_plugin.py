@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 TRANSFER_DTYPES = [np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16,
                    np.uint32, np.uint64, np.float16, ml_dtypes.bfloat16, np.float32,
-                   np.complex64]
+                   np.float64, np.complex64, np.complex128]
 
 
 def _sample(dtype, shape) -> np.ndarray:
@@ -54,12 +54,15 @@ def test_transfer_round_trip(metal: jax.Device, dtype, shape) -> None:
     np.testing.assert_array_equal(back, host)
 
 
-@pytest.mark.parametrize("dtype", [np.int8, np.float32, np.complex64, ml_dtypes.bfloat16],
+@pytest.mark.parametrize("dtype", [np.int8, np.float32, np.complex64, np.complex128,
+                                   ml_dtypes.bfloat16],
                          ids=lambda d: np.dtype(d).name)
 def test_transfer_honours_strides(metal: jax.Device, dtype) -> None:
     base = _sample(dtype, (6, 8))
     for view in (base[:, ::2], base.T, base[::-1, 1:7:3], np.asfortranarray(base)):
-        back = np.asarray(jax.device_put(view, metal))
+        with jax.enable_x64(True):  # (complex128 travels as itself)
+            back = np.asarray(jax.device_put(view, metal))
+        assert back.dtype == view.dtype
         np.testing.assert_array_equal(back, view)
 
 
@@ -99,10 +102,10 @@ def test_unsupported_custom_call_names_target_and_line(metal: jax.Device) -> Non
     assert "test_plugin.py" in message  # the user's source line
 
 
-def test_unsupported_dtype_is_refused_by_name(metal: jax.Device) -> None:
-    host = np.ones(4, np.complex128)  # (float8 and int4 are emulated; complex128 is not)
+def test_an_op_complex128_cannot_run_is_refused_by_name(metal: jax.Device) -> None:
+    host = np.ones(4, np.complex128)  # (emulated: element-wise, shape ops, dots and sums)
     with jax.enable_x64(True), pytest.raises(Exception, match="complex128"):
-        jax.device_put(host, metal).block_until_ready()
+        jax.jit(jnp.fft.fft)(jax.device_put(host, metal)).block_until_ready()
 
 
 def test_error_leaves_the_process_usable(metal: jax.Device) -> None:
@@ -170,11 +173,20 @@ def test_donation_gives_up_the_argument_and_stays_correct(metal: jax.Device) -> 
     assert x.is_deleted() and not y.is_deleted()
 
 
-def test_same_array_donated_and_passed_again_stays_correct(metal: jax.Device) -> None:
-    # (JAX's CPU backend refuses this call; we keep the buffer and compute the right answer.)
+def test_same_array_donated_and_passed_again_is_refused(metal: jax.Device) -> None:
+    # As on JAX's CPU backend: a donated buffer's memory may hold results, so it cannot also
+    # be read as another argument of the same call. The buffer itself is left untouched.
     z = jax.device_put(np.arange(4, dtype=np.float32), metal)
     step = jax.jit(lambda a, b: a * 2 + b, donate_argnums=0)
-    np.testing.assert_array_equal(np.asarray(step(z, z)), np.arange(4) * 3)
+    with pytest.raises(RuntimeError, match=r"arguments 0 and 1 .* same buffer, and it is donated"):
+        step(z, z)
+    assert not z.is_deleted()
+    np.testing.assert_array_equal(np.asarray(z), np.arange(4))
+    both = jax.jit(lambda a, b: a + b, donate_argnums=(0, 1))
+    with pytest.raises(RuntimeError, match="same buffer, and it is donated"):
+        both(z, z)
+    kept = jax.jit(lambda a, b: a * 2 + b)  # no donation: the same buffer twice is fine
+    np.testing.assert_array_equal(np.asarray(kept(z, z)), np.arange(4) * 3)
 
 
 def test_array_donated_and_captured_stays_correct(metal: jax.Device) -> None:

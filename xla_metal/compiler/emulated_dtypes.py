@@ -195,7 +195,7 @@ def encode(x: mx.array, name: str) -> mx.array:
 def constant(value: np.ndarray, name: str) -> mx.array:
     """A constant of IR dtype `name` as the program computes it (the carrier, if emulated)."""
     if name not in CARRIER:
-        return to_mlx(value, name)
+        return to_mlx(value, name)  # (complex128: as float64 pairs)
     codes = np.asarray(value).view(np.uint8)
     return _evaluated(np.asarray(decode_table_np(name)[codes], order="C"))  # (keeps 0-d)
 
@@ -323,6 +323,10 @@ def adapt(operation: Operation, rule: Callable[..., Sequence[Any]]) -> Callable[
     """`rule` made to compute operation's emulated types: its own rule where the carrier's
     semantics differ (convert, bitcast, narrow-int shifts and counts), then rounding of each
     emulated result. Returns `rule` itself when no emulated type is involved."""
+    from . import complex128
+
+    if complex128.involves(operation):
+        return complex128.adapt(operation, rule)
     names = [_dtype(v) for v in (*operation.operands, *operation.results)]
     if not any(n in CARRIER for n in names if n):
         return rule

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..element_types import numpy_dtype
 from ..errors import InvalidArgumentError, ResourceExhaustedError, UnimplementedError
-from ..runtime.dtypes import CARRIER, MLX_DTYPE
+from ..runtime.dtypes import CARRIER, MLX_DTYPE, PAIRS
 from . import ir
 from .fusions import fuse_kernels
 from .ir import PURE, Block, Module, Op, TensorType, TupleType
@@ -52,7 +52,8 @@ def check_dtypes(module: Module) -> Module:
         if isinstance(t, TupleType):
             for e in t.elements:
                 refuse(e, what, loc)
-        elif isinstance(t, TensorType) and t.dtype not in MLX_DTYPE and t.dtype not in CARRIER:
+        elif isinstance(t, TensorType) and t.dtype not in MLX_DTYPE and t.dtype not in CARRIER \
+                and t.dtype not in PAIRS:
             where = f" (at {loc})" if loc else ""
             raise UnimplementedError(f"[dtype] {t.dtype} is not supported on metal: {what}"
                                      f"{where}")

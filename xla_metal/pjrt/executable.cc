@@ -425,12 +425,14 @@ XM_ENTRY(PJRT_LoadedExecutable_Fingerprint, executable_fingerprint_size) {
 }
 
 // Which arguments this call gives up: those the program may donate, less the ones the caller
-// keeps (non_donatable_input_indices), any buffer passed in more than one place and any
-// buffer with external references.
-std::vector<uint8_t> DonatedArguments(const ExecutableState& state,
-                                      const PJRT_LoadedExecutable_Execute_Args& args) {
-  std::vector<uint8_t> donated(args.num_args, 0);
-  if (state.donatable.size() != args.num_args) return donated;
+// keeps (non_donatable_input_indices) and any buffer with external references. A buffer given
+// up in one place cannot also be read in another (its memory may hold results by then), so,
+// as XLA's CPU backend does, such a call is refused rather than run without the donation.
+Status DonatedArguments(const ExecutableState& state,
+                        const PJRT_LoadedExecutable_Execute_Args& args,
+                        std::vector<uint8_t>& donated) {
+  donated.assign(args.num_args, 0);
+  if (state.donatable.size() != args.num_args) return Ok();
   donated = state.donatable;
   const PJRT_ExecuteOptions* options = args.options;
   if (options != nullptr && XM_HAS_FIELD(*options, num_non_donatable_input_indices) &&
@@ -441,14 +443,21 @@ std::vector<uint8_t> DonatedArguments(const ExecutableState& state,
     }
   }
   for (size_t i = 0; i < args.num_args; ++i) {
-    for (size_t j = i + 1; j < args.num_args; ++j) {
-      if (args.argument_lists[0][i] == args.argument_lists[0][j]) donated[i] = donated[j] = 0;
-    }
     // Memory someone outside holds a pointer to (DLPack, unsafe_buffer_pointer) must stay
     // as it is: the buffer is kept, and the results get memory of their own.
     if (args.argument_lists[0][i]->external_references.load() > 0) donated[i] = 0;
   }
-  return donated;
+  for (size_t j = 1; j < args.num_args; ++j) {
+    for (size_t i = 0; i < j; ++i) {
+      if (args.argument_lists[0][i] != args.argument_lists[0][j]) continue;
+      if (!donated[i] && !donated[j]) continue;
+      return InvalidArgument("[execute] arguments " + std::to_string(i) + " and " +
+                             std::to_string(j) + " of '" + state.name +
+                             "' are the same buffer, and it is donated: a donated buffer "
+                             "cannot be passed twice in one call");
+    }
+  }
+  return Ok();
 }
 
 // Returns once Python has scheduled the program on MLX: the outputs' ready events and the
@@ -507,7 +516,8 @@ XM_ENTRY(PJRT_LoadedExecutable_Execute, device_complete_events) {
   request.executable = state.handle;
   request.args = argument_handles.data();
   request.num_args = static_cast<int32_t>(args.num_args);
-  const std::vector<uint8_t> donated = DonatedArguments(state, args);
+  std::vector<uint8_t> donated;
+  XM_RETURN_IF_ERROR(DonatedArguments(state, args, donated));
   const bool any_donated = std::find(donated.begin(), donated.end(), 1) != donated.end();
   request.donated = any_donated ? donated.data() : nullptr;
   request.outputs = output_handles.data();

@@ -25,7 +25,7 @@ from ..compiler.placement import CPU_ONLY_DTYPES
 from ..element_types import numpy_dtype
 from ..errors import InvalidArgumentError, UnimplementedError, XlaMetalError
 from ..memory_kinds import DEFAULT_MEMORY_KIND, MEMORY_KINDS, result_memory_ids
-from . import execution, hlo_program, introspection, serialization
+from . import compile_options, execution, hlo_program, introspection, serialization
 from .dtypes import (
     PJRT_TYPE,
     name_of_pjrt_type,
@@ -144,6 +144,8 @@ def compile(args: Any) -> None:  # noqa: A001 - the PJRT verb
     fmt = C.string_at(args.format, args.format_size).decode(errors="replace") \
         if args.format_size else "mlir"
     code = C.string_at(args.code, args.code_size)
+    if args.options_size:
+        compile_options.check(C.string_at(args.options, args.options_size))
     if fmt in ("hlo", "hlo_with_config"):  # PyTorch/XLA's and other XlaBuilder frontends'
         code = hlo_program.to_stablehlo(code, with_config=fmt == "hlo_with_config")
     elif fmt != "mlir":
@@ -282,6 +284,8 @@ def buffer_to_host(args: Any) -> None:
     execution.wait_for_buffer(args.buffer)
     with execution.graph_lock:
         host = to_numpy(array)
+    if host.ndim == args.rank + 1 and host.dtype == np.float64:  # complex128 pairs
+        host = np.ascontiguousarray(host).view(np.complex128)[..., 0]
     if args.minor_to_major:
         minor_to_major = [args.minor_to_major[i] for i in range(args.rank)]
         if sorted(minor_to_major) != list(range(host.ndim)):

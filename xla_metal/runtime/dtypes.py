@@ -45,6 +45,10 @@ CARRIER = {
 }
 STORAGE = "uint8"  # what a buffer of an emulated type holds: one bit code per byte
 
+# complex128 is held as float64 pairs: a float64 array with a trailing axis of 2 (real,
+# imaginary), the same bytes as numpy's complex128 (compiler/complex128.py computes on them).
+PAIRS = {"complex128": "float64"}
+
 
 def mlx_dtype(name: str) -> mx.Dtype:
     """The MLX dtype a program computes `name` in (its carrier, for an emulated type)."""
@@ -61,7 +65,12 @@ def mlx_dtype(name: str) -> mx.Dtype:
 
 def storage_name(name: str) -> str:
     """The IR dtype name of the MLX array a buffer of `name` is held in."""
-    return STORAGE if name in CARRIER else name
+    return STORAGE if name in CARRIER else PAIRS.get(name, name)
+
+
+def storage_shape(name: str, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape of the MLX array a buffer of `name` and `shape` is held in."""
+    return (*shape, 2) if name in PAIRS else shape
 
 
 def name_of_pjrt_type(code: int) -> str:
@@ -77,6 +86,9 @@ def to_mlx(array: np.ndarray, name: str) -> mx.array:
     array = np.asarray(array, order="C")  # (np.ascontiguousarray would make scalars 1-d)
     if name in CARRIER:
         return mx.array(array.view(np.uint8))
+    if name in PAIRS:  # (a trailing axis first: numpy views 0-d arrays as no other dtype)
+        pairs = np.ascontiguousarray(array[..., None]).view(numpy_dtype(PAIRS[name]))
+        return mx.array(pairs, dtype=MLX_DTYPE[PAIRS[name]])
     dtype = mlx_dtype(name)
     if name == "bfloat16":
         return mx.array(array.view(np.uint16)).view(dtype)

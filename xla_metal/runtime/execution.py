@@ -33,7 +33,7 @@ import mlx.core as mx
 from ..compiler import ir
 from ..compiler.placement import evaluate
 from ..errors import InvalidArgumentError, XlaMetalError
-from .dtypes import MLX_DTYPE, NAME_OF_MLX_DTYPE, storage_name
+from .dtypes import MLX_DTYPE, NAME_OF_MLX_DTYPE, storage_name, storage_shape
 
 SYNCHRONOUS = os.environ.get("XLA_METAL_SYNC_EXECUTE", "0") == "1"
 # Executions scheduled but not yet awaited: past this many, Execute waits for the oldest, so a
@@ -82,7 +82,7 @@ class Signature:
             if dtype is None:  # a token, or a type no buffer holds: checked one by one
                 return Signature(tuple(types), None)
             assert isinstance(t, ir.TensorType)
-            expected.append((tuple(t.shape), dtype))
+            expected.append((storage_shape(t.dtype, t.shape), dtype))
         return Signature(tuple(types), tuple(expected))
 
     def matches(self, arrays: list[Any]) -> bool:
@@ -104,7 +104,8 @@ class Signature:
                 if not _is_token_value(array):
                     return (f"{what} {i} is {to_name(array)}{list(array.shape)}, the "
                             f"program expects a token")
-            elif tuple(array.shape) != want.shape or to_name(array) != storage_name(want.dtype):
+            elif tuple(array.shape) != storage_shape(want.dtype, want.shape) or \
+                    to_name(array) != storage_name(want.dtype):
                 return (f"{what} {i} is {to_name(array)}{list(array.shape)}, the program "
                         f"expects {want.dtype}{list(want.shape)}")
         return None

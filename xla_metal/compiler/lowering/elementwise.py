@@ -20,6 +20,8 @@ from ...element_types import numpy_dtype
 from ...errors import UnimplementedError
 from ...runtime import dtypes as _dtypes
 from ..ir import Op, Operation, TensorType
+from . import float64_math
+from .float64_math import exact_in_float64
 from .registry import register_check, register_lowering
 from .special import digamma, erf_inv, erfc, lgamma
 
@@ -281,8 +283,10 @@ def _abs_int(x: mx.array) -> mx.array:
 
 for _op, _fn in [
     (Op.EXPM1, _expm1), (Op.LOG, mx.log), (Op.LOG1P, mx.log1p),
-    (Op.LOGISTIC, mx.sigmoid), (Op.SQRT, mx.sqrt), (Op.RSQRT, mx.rsqrt), (Op.CBRT, _cbrt),
-    (Op.SIN, mx.sin), (Op.COS, mx.cos), (Op.TANH, mx.tanh),
+    (Op.LOGISTIC, exact_in_float64(mx.sigmoid, float64_math.logistic)),
+    (Op.SQRT, mx.sqrt), (Op.RSQRT, mx.rsqrt), (Op.CBRT, _cbrt),
+    (Op.SIN, exact_in_float64(mx.sin, float64_math.sin)),
+    (Op.COS, exact_in_float64(mx.cos, float64_math.cos)), (Op.TANH, mx.tanh),
     (Op.FLOOR, mx.floor), (Op.CEIL, mx.ceil), (Op.ROUND_AFZ, _round_afz),
     (Op.ROUND_EVEN, mx.round), (Op.CHLO_ERF, mx.erf), (Op.CHLO_ERFC, erfc),
     (Op.CHLO_ERF_INV, erf_inv), (Op.CHLO_LGAMMA, lgamma), (Op.CHLO_DIGAMMA, digamma),
@@ -297,7 +301,7 @@ register_family(Op.NEGATE, **{"*": mx.negative, "b": lambda x: x})
 register_family(Op.SIGN, f=_sign, i=_sign, c=_complex_sign)
 register_family(Op.CHLO_COSH, f=mx.cosh, c=_complex_cosh)
 register_family(Op.TAN, f=mx.tan, c=_complex_tan)
-register_family(Op.EXP, f=mx.exp, c=_complex_exp)
+register_family(Op.EXP, f=exact_in_float64(mx.exp, float64_math.exp), c=_complex_exp)
 register_family(Op.CHLO_TAN, f=mx.tan, c=_complex_tan)
 register_family(Op.NOT, b=mx.logical_not, i=_not_int)
 register_lowering(Op.IS_FINITE, partial(_nary, mx.isfinite))

@@ -1,0 +1,146 @@
+"""complex128 (emulated as float64 pairs: compiler/complex128.py) against JAX's CPU backend:
+values and gradients of every op we emulate, to float64 accuracy, transfers bit-exact, control
+flow carrying complex values, and ops we cannot run refused by name."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+RTOL, ATOL = 2e-14, 1e-15  # float64 accuracy (a few ulps, plus ~1 ulp near zeros)
+
+
+def _z(shape=(2, 3), seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.uniform(-2, 2, shape) + 1j * rng.uniform(-2, 2, shape)).astype(np.complex128)
+
+
+def _w(shape=(2, 3)) -> np.ndarray:
+    return _z(shape, seed=1)
+
+
+def _both(f, *args, metal, cpu):
+    with jax.enable_x64(True):
+        got = jax.jit(f)(*[jax.device_put(a, metal) for a in args])
+        want = jax.jit(f)(*[jax.device_put(a, cpu) for a in args])
+        return jax.tree.map(np.asarray, got), jax.tree.map(np.asarray, want)
+
+
+def _check(got, want) -> None:
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        np.testing.assert_allclose(g, w, rtol=RTOL, atol=ATOL)
+
+
+UNARY = {
+    "neg": lambda z: -z, "exp": jnp.exp, "log": jnp.log, "log1p": jnp.log1p,
+    "expm1": jnp.expm1, "sqrt": jnp.sqrt, "rsqrt": lax.rsqrt, "sin": jnp.sin, "cos": jnp.cos,
+    "tan": jnp.tan, "tanh": jnp.tanh, "sinh": jnp.sinh, "cosh": jnp.cosh, "abs": jnp.abs,
+    "sign": jnp.sign, "real": jnp.real, "imag": jnp.imag, "conj": jnp.conj,
+    "square": jnp.square, "reciprocal": jnp.reciprocal, "angle": jnp.angle,
+    "sum": jnp.sum, "sum_axis": lambda z: jnp.sum(z, axis=1), "mean": jnp.mean,
+    "cumsum": lambda z: jnp.cumsum(z, axis=1),
+    "transpose": lambda z: z.T, "reshape": lambda z: z.reshape(3, 2),
+    "broadcast": lambda z: jnp.broadcast_to(z, (4, 2, 3)), "slice": lambda z: z[:, 1:],
+    "reverse": lambda z: z[:, ::-1], "pad": lambda z: jnp.pad(z, 1, constant_values=1 - 2j),
+    "concat": lambda z: jnp.concatenate([z, 2 * z], axis=1),
+    "gather": lambda z: z[jnp.array([1, 0, 1])],
+    "dynamic_slice": lambda z: lax.dynamic_slice(z, (1, 1), (1, 2)),
+    "update_slice": lambda z: lax.dynamic_update_slice(z, jnp.full((1, 2), 3j, z.dtype), (1, 0)),
+    "scatter_add": lambda z: jnp.zeros(4, z.dtype).at[jnp.array([0, 2, 0])].add(z[0]),
+    "scatter_set": lambda z: jnp.zeros(4, z.dtype).at[jnp.array([0, 2, 3])].set(z[1]),
+    "where": lambda z: jnp.where(z.real > 0, z, -1j),
+    "to_complex64": lambda z: z.astype(jnp.complex64).astype(jnp.complex128),
+    "to_float64": lambda z: lax.convert_element_type(z, jnp.float64),
+    "to_int32": lambda z: lax.convert_element_type(z * 10, jnp.int32),
+    "to_float32": lambda z: lax.convert_element_type(z, jnp.float32),
+    "eq": lambda z: z == jnp.where(z.real > 0, z, 0), "ne": lambda z: z != z[::-1],
+    "matmul": lambda z: z @ z.T, "vecdot": lambda z: jnp.vdot(z, z),
+    "while": lambda z: lax.fori_loop(0, 3, lambda i, c: c * (0.5 + 0.5j) + 1, z),
+    "cond": lambda z: lax.cond(z[0, 0].real > 0, lambda c: c * 1j, lambda c: c - 1, z),
+}
+BINARY = {
+    "add": jnp.add, "sub": jnp.subtract, "mul": jnp.multiply, "div": jnp.divide,
+    "pow": jnp.power, "complex": lambda x, y: lax.complex(x.real, y.imag),
+    "mixed_dot": lambda x, y: x @ y.real.T, "real_by_complex": lambda x, y: x.real * y,
+}
+
+
+@pytest.mark.parametrize("name", UNARY)
+def test_unary_value(name, metal, cpu) -> None:
+    _check(*_both(UNARY[name], _z(), metal=metal, cpu=cpu))
+
+
+@pytest.mark.parametrize("name", BINARY)
+def test_binary_value(name, metal, cpu) -> None:
+    _check(*_both(BINARY[name], _z(), _w(), metal=metal, cpu=cpu))
+
+
+NOT_DIFFERENTIABLE = {"eq", "ne", "to_int32", "sign", "to_float32"}
+
+
+@pytest.mark.parametrize("name", [n for n in UNARY if n not in NOT_DIFFERENTIABLE])
+def test_unary_gradient(name, metal, cpu) -> None:
+    f = UNARY[name]
+
+    def loss(z):
+        return jnp.sum(jnp.real(f(z) * jnp.conj(f(z))))  # a real function of the result
+    _check(*_both(jax.grad(loss), _z(), metal=metal, cpu=cpu))
+
+
+@pytest.mark.parametrize("name", ["mul", "div", "pow", "add"])
+def test_binary_gradient(name, metal, cpu) -> None:
+    f = BINARY[name]
+
+    def loss(x, y):
+        return jnp.sum(jnp.abs(f(x, y)) ** 2)
+    _check(*_both(jax.grad(loss, argnums=(0, 1)), _z(), _w(), metal=metal, cpu=cpu))
+
+
+def test_wide_arguments_stay_float64_accurate(metal, cpu) -> None:
+    # MLX's own float64 exp/sin/cos are float32-accurate: these go through float64_math
+    rng = np.random.default_rng(3)
+    z = (rng.uniform(-30, 30, 200) + 1j * rng.uniform(-30, 30, 200)).astype(np.complex128)
+    for f in (jnp.exp, jnp.sin, jnp.cos, jnp.log, jnp.sqrt, jnp.tanh):
+        got, want = _both(f, z, metal=metal, cpu=cpu)
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("f", [jnp.exp, jnp.sin, jnp.cos, jax.nn.sigmoid])
+def test_float64_exp_sin_cos_are_float64_accurate(f, metal, cpu) -> None:
+    x = np.concatenate([np.linspace(-40, 40, 4001), [0.0, -0.0, 1e-300, -720.0, 1e6]])
+    got, want = _both(f, x, metal=metal, cpu=cpu)
+    np.testing.assert_allclose(got, want, rtol=1e-15, atol=3e-16)
+
+
+def test_transfers_are_bit_exact(metal) -> None:
+    z = _z((3, 4))
+    z[0, 0] = complex(np.nan, -0.0)
+    z[0, 1] = complex(np.inf, -np.inf)
+    z[1, :] = np.array([5e-324, -0.0, 1e308, -1e-308]) * (1 + 1j)
+    with jax.enable_x64(True):
+        for host in (z, z[0, 1], z.T, np.zeros((0, 3), np.complex128)):
+            back = np.asarray(jax.device_put(host, metal))
+            assert back.dtype == np.complex128 and back.shape == host.shape
+            assert back.tobytes() == np.ascontiguousarray(host).tobytes()
+        through = np.asarray(jax.jit(lambda a: a)(jax.device_put(z, metal)))
+        assert through.tobytes() == z.tobytes()
+
+
+def test_literals_and_constants(metal) -> None:
+    with jax.enable_x64(True):
+        x = jnp.array(1j, dtype=jnp.complex128, device=metal)
+        assert x.dtype == jnp.complex128 and complex(x) == 1j
+        y = jax.jit(lambda a: a + jnp.array([1 + 2j, 3 - 4j], jnp.complex128))(x)
+        np.testing.assert_array_equal(np.asarray(y), [1 + 3j, 3 - 3j])
+
+
+def test_ops_we_cannot_run_are_refused_by_name(metal) -> None:
+    with jax.enable_x64(True):
+        z = jax.device_put(_z(), metal)
+        for f in (jnp.fft.fft, jnp.prod, jnp.sort, lambda a: jnp.cumprod(a, axis=1)):
+            with pytest.raises(jax.errors.JaxRuntimeError, match="complex128 is not supported"):
+                jax.jit(f)(z).block_until_ready()
