@@ -31,3 +31,15 @@ def run_direct(fn, *args: Any) -> list[np.ndarray]:
     outputs = program.entry()(*inputs)
     mx.eval(outputs)
     return [to_numpy(o) for o in outputs]
+
+
+def compare_with_cpu(fn, *args: Any, tol: tuple[float, float]) -> None:
+    """`fn` run through our compiler directly against JAX's CPU backend, result by result."""
+    from tests.op_table import check
+
+    with jax.default_device(jax.devices("cpu")[0]):
+        want = [np.asarray(a) for a in jax.tree_util.tree_leaves(jax.jit(fn)(*args))]
+    got = run_direct(fn, *args)
+    assert len(got) == len(want)
+    for i, (w, g) in enumerate(zip(want, got, strict=True)):
+        check(w, g, tol, f"result {i}")

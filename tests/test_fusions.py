@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from tests.direct import artifact, run_direct
-from tests.op_table import check
+from tests.direct import artifact, compare_with_cpu
 from xla_metal.compiler import compile_program
 from xla_metal.compiler.ir import Op, walk
 
@@ -23,12 +22,7 @@ TOL = {"float32": (2e-5, 2e-6), "float16": (2e-2, 2e-3), "bfloat16": (5e-2, 2e-2
 
 
 def compare(fn, *args, tol=TOL["float32"]):
-    with jax.default_device(CPU):
-        want = [np.asarray(a) for a in jax.tree_util.tree_leaves(jax.jit(fn)(*args))]
-    got = run_direct(fn, *args)
-    assert len(got) == len(want)
-    for i, (w, g) in enumerate(zip(want, got, strict=True)):
-        check(w, g, tol, f"result {i}")
+    compare_with_cpu(fn, *args, tol=tol)
 
 
 def fused_ops(fn, *args) -> list[Op]:

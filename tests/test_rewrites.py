@@ -7,8 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from tests.direct import artifact, run_direct
-from tests.op_table import check
+from tests.direct import artifact, compare_with_cpu
 from xla_metal.compiler import compile_program, rewrites
 from xla_metal.compiler.ir import Op, walk
 from xla_metal.compiler.lowering import control
@@ -18,12 +17,7 @@ RNG = np.random.default_rng(0)
 
 
 def compare(fn, *args, tol=(2e-5, 1e-6)):
-    with jax.default_device(CPU):
-        want = [np.asarray(a) for a in jax.tree_util.tree_leaves(jax.jit(fn)(*args))]
-    got = run_direct(fn, *args)
-    assert len(got) == len(want)
-    for i, (w, g) in enumerate(zip(want, got, strict=True)):
-        check(w, g, tol, f"result {i}")
+    compare_with_cpu(fn, *args, tol=tol)
 
 
 def ops_of(fn, *args):
