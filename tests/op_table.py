@@ -586,6 +586,12 @@ CONV: list[Case] = [
         x, w, (1, 1, 1), "VALID", dimension_numbers=("NDHWC", "DHWIO", "NDHWC")),
         arrays(((1, 4, 4, 4, 2), "*"), ((2, 2, 2, 2, 3), "*")), ("float32",), tol=(1e-4, 1e-4),
         grad=True),
+    # MLX groups only 1-D and 2-D convolutions: 3-D groups are split by our lowering
+    Case("conv3d_grouped_strided", lambda x, w: lax.conv_general_dilated(
+        x, w, (2, 1, 1), "SAME", rhs_dilation=(1, 2, 1), feature_group_count=3,
+        dimension_numbers=("NDHWC", "DHWIO", "NDHWC")),
+        arrays(((2, 5, 4, 4, 6), "*"), ((2, 2, 2, 2, 9), "*")), ("float32", "float16"),
+        tol=(1e-3, 1e-3), grad=True),
 ]
 
 # ----------------------------------------------- raw StableHLO ops JAX's API does not emit

@@ -215,8 +215,22 @@ def _pow2(k: mx.array, dtype: mx.Dtype) -> mx.array:
 
 
 def _sign_bit(f: mx.array) -> mx.array:
+    """The sign bit, read from the value's own bits (NaNs included: a conversion to a wider
+    float may drop a NaN's sign — CUDA's half-to-float gives its default, positive NaN)."""
+    if f.dtype in (mx.float16, mx.bfloat16):
+        return (f.view(mx.uint16) >> mx.array(15, mx.uint16)) != 0
     uint, _, _, width = _bits_of(f.dtype)
     return (f.view(uint) >> mx.array(width - 1, uint)) != 0
+
+
+def widen_carrier(h: mx.array, dtype: mx.Dtype) -> mx.array:
+    """A float16 carrier converted to float32/float64 keeping each NaN's sign and payload (as
+    x86's conversion does, quiet bit set); plain astype on MLX-CUDA makes every NaN positive."""
+    uint, mant, _, width = _bits_of(dtype)
+    bits = h.view(mx.uint16).astype(uint)
+    nan_bits = ((bits >> 15) << (width - 1)) | (((1 << (width - 1 - mant)) - 1) << mant) \
+        | ((bits & 0x3FF) << (mant - 10)) | (1 << (mant - 1))
+    return mx.where(mx.isnan(h), nan_bits.view(dtype), h.astype(dtype))
 
 
 def round_float(x: mx.array, name: str, wide_source: bool = False) -> mx.array:
@@ -245,7 +259,7 @@ def round_float(x: mx.array, name: str, wide_source: bool = False) -> mx.array:
     bits = r.view(mx.uint16)
     if fmt.overflow == "nan":  # the type's own NaN (its sign is set below)
         bits = mx.where(too_big, _nan_bits(name, fmt.nan[0]), bits)
-    negative = _sign_bit(f)
+    negative = _sign_bit(x)
     flip = negative if fmt.signed_zero else negative & ((bits & 0x7FFF) != 0)
     bits = mx.where(flip, bits ^ mx.array(0x8000, mx.uint16), bits)
     plus, minus = fmt.wide_nan if wide_source else fmt.nan

@@ -17,6 +17,7 @@ from .emulated_dtypes import (
     decode,
     encode,
     round_float,
+    widen_carrier,
     wrap_int,
 )
 from .ir import Op, Operation, TensorType
@@ -47,6 +48,8 @@ def _convert(ctx: Any, op: Operation, x: mx.array) -> tuple[mx.array]:
         if ks not in "fc":
             x = x.astype(mx.float32)
         return (round_float(x, dst, wide_source=src in ("float32", "float64", "complex64")),)
+    if src in CARRIER and x.dtype == mx.float16 and dst in ("float32", "float64"):
+        return (widen_carrier(x, mlx_dtype(dst)),)
     return (carrier_convert(x, carrier_name(src), dst),)
 
 

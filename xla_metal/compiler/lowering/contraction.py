@@ -115,6 +115,13 @@ class _Window:
 
 
 def _float_conv(x: mx.array, w: mx.array, win: _Window) -> mx.array:
+    if win.groups > 1 and w.ndim - 2 > 2:
+        # MLX convolves groups in 1-D and 2-D only: a 3-D grouped convolution is one
+        # convolution per group (input channels and output features split alike)
+        i, og = x.shape[-1] // win.groups, w.shape[0] // win.groups
+        one = _Window(win.strides, win.pads, win.lhs_dil, win.rhs_dil, 1)
+        return mx.concatenate([_float_conv(x[..., g * i:(g + 1) * i], w[g * og:(g + 1) * og],
+                                           one) for g in range(win.groups)], axis=-1)
     pads, lhs_dil = win.pads, win.lhs_dil
     if any(lo < 0 or hi < 0 for lo, hi in pads) or any(d > 1 for d in lhs_dil):
         # dilate and pad (negative = crop) by hand, then a plain convolution: MLX's CPU

@@ -30,6 +30,11 @@ def broadcast_in_dim(x: mx.array, shape: tuple[int, ...], dims: tuple[int, ...])
     if order != list(range(len(dims))):
         x = mx.transpose(x, order)
     sdims = sorted(dims)
+    # MLX's broadcast adds leading dims itself; a reshape is a node mx.compile does not fuse
+    # through (it ends the fused elementwise kernel before it), so it is made only when the
+    # new dims are not all leading.
+    if sdims == list(range(len(shape) - len(dims), len(shape))):
+        return x if tuple(x.shape) == tuple(shape) else mx.broadcast_to(x, shape)
     full = [1] * len(shape)
     for i, d in enumerate(sdims):
         full[d] = x.shape[i]

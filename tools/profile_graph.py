@@ -1,0 +1,130 @@
+"""The device cost of the MLX graph we build for a training step, against native MLX's graph.
+
+    python tools/profile_graph.py [--device cpu|gpu] [--only mlp,lm,resnet] [--steps 30]
+
+No PJRT and no JAX dispatch: the step is lowered by JAX, compiled by xla_metal.compiler and
+its entry function (mx.compile'd as the runtime runs it) called on MLX arrays in a loop with
+mx.eval, beside the native MLX step of tools/bench_mlx_models.py on the same inputs. What this
+measures is the graph alone; tools/profile_step.py measures the whole call. It also counts the
+primitives of both uncompiled graphs (mx.export_to_dot), by kind, to show what ours has more of.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def per_step_ms(fn: Callable[..., Any], inputs: list[Any], steps: int) -> float:
+    import mlx.core as mx
+
+    for _ in range(3):
+        mx.eval(fn(*inputs))
+    start = time.perf_counter()
+    for _ in range(steps):
+        mx.eval(fn(*inputs))
+    return (time.perf_counter() - start) / steps * 1e3
+
+
+def primitives(outputs: list[Any]) -> collections.Counter:
+    import mlx.core as mx
+
+    with tempfile.NamedTemporaryFile("r", suffix=".dot") as f:
+        mx.export_to_dot(f.name, *outputs)
+        return collections.Counter(re.findall(r'label ="([A-Za-z_]+)"', f.read()))
+
+
+def workloads(args) -> dict[str, tuple[Any, tuple, tuple, Callable, tuple]]:
+    """name -> (jitted JAX step, its array arguments, its static ones, native MLX step, its
+    arguments), as in the bench."""
+    import bench_jax_models as jm
+    import bench_mlx_models as mm
+    import bench_workloads as wl
+    import jax
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    w, n = args.mlp_width, args.mlp_batch
+    mlp_params = [(wl._normal(rng, (w, w), w), np.zeros(w, np.float32)) for _ in range(4)]
+    mlp_batch = (rng.standard_normal((n, w)).astype(np.float32),
+                 rng.standard_normal((n, w)).astype(np.float32))
+    params, tokens, targets = wl.lm_inputs(args)
+    lm_state = wl._adam_state(params)
+    rparams, strides, rbatch = wl._resnet_inputs(args)
+    return {
+        "mlp": (jax.jit(jm.mlp_step), (mlp_params, *mlp_batch), (), mm.mlp_step,
+                (mlp_params, *mlp_batch)),
+        "lm": (jm.lm_step_jit, (lm_state, tokens, targets), (4,), mm.make_lm_step(4),
+               (lm_state, tokens, targets)),
+        "resnet": (jm.resnet_step_jit, (rparams, *rbatch), (strides,),
+                   mm.make_resnet_step(strides), (wl._mlx_conv_layout(rparams), *rbatch)),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    p.add_argument("--only", default="mlp,lm,resnet")
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--mlp-batch", type=int, default=256)
+    p.add_argument("--mlp-width", type=int, default=1024)
+    p.add_argument("--lm-batch", type=int, default=8)
+    p.add_argument("--lm-seq", type=int, default=128)
+    p.add_argument("--resnet-batch", type=int, default=None)
+    args = p.parse_args()
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench_models import OPENBLAS, load_blas
+
+    if args.device == "cpu":
+        load_blas(OPENBLAS)  # as tools/bench_models.py does: MLX's own BLAS hides the rest
+    import jax
+    import mlx.core as mx
+    import numpy as np
+    from jax._src.lib import _jax
+    from jaxlib.mlir.dialects import stablehlo
+    from mlx.utils import tree_map
+
+    from xla_metal.compiler import compile_program
+    from xla_metal.runtime.dtypes import to_mlx
+
+    mx.set_default_device(mx.cpu if args.device == "cpu" else mx.gpu)
+    if args.resnet_batch is None:
+        args.resnet_batch = 32 if args.device == "cpu" else 128
+    table = workloads(args)
+    print(f"device {args.device}; ms per step over {args.steps} steps (mx.eval each)")
+    for name in args.only.split(","):
+        jax_step, arrays, static, mlx_step, mlx_args = table[name]
+        text = jax_step.lower(*arrays, *static).as_text(debug_info=True)
+        program = compile_program(_jax.mlir.serialize_portable_artifact(
+            text, stablehlo.get_current_version(), False))
+        leaves = [np.asarray(a) for a in jax.tree_util.tree_leaves(arrays)]
+        ours_inputs = [to_mlx(a, a.dtype.name) for a in leaves]
+        native_inputs = [tree_map(lambda a: mx.array(np.asarray(a)), x) for x in mlx_args]
+        mx.eval(ours_inputs, jax.tree_util.tree_leaves(native_inputs))
+        ours = per_step_ms(program.entry(), ours_inputs, args.steps)
+        native = per_step_ms(mlx_step, native_inputs, args.steps)
+        print(f"{name:7s} ours {ours:9.3f} ms   native {native:9.3f} ms   ratio "
+              f"{ours / native:5.2f}", flush=True)
+        mx.disable_compile()
+        ours_count = primitives(program.entry()(*ours_inputs))
+        native_out = mlx_step(*native_inputs)
+        native_count = primitives(jax.tree_util.tree_leaves(native_out))
+        mx.enable_compile()
+        kinds = sorted(set(ours_count) | set(native_count),
+                       key=lambda k: native_count[k] - ours_count[k])
+        print(f"        primitives (uncompiled graph): ours {sum(ours_count.values())}, "
+              f"native {sum(native_count.values())}; by kind (ours/native): " +
+              ", ".join(f"{k} {ours_count[k]}/{native_count[k]}" for k in kinds
+                        if ours_count[k] != native_count[k]), flush=True)
+
+
+if __name__ == "__main__":
+    main()
