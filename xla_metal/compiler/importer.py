@@ -17,6 +17,7 @@ import numpy as np
 from ..element_types import numpy_dtype
 from ..errors import InvalidArgumentError, UnimplementedError
 from . import ir as pir
+from . import reader_check
 
 _MLIR_LOCK = threading.Lock()  # dialect registration is not thread safe
 _registry = None
@@ -64,12 +65,51 @@ def _is_utf8(code: bytes) -> bool:
     return True
 
 
+_checking_ctx = None  # the context children of reader_check read with
+
+
+def _checking_context():
+    """The context children of reader_check read bytecode with. Made here, before any fork,
+    and used by no other thread, so no lock of it can be held when a child starts; single-
+    threaded, so a child starts no threads. A first read here sets up the reader's lazily made
+    globals in this process, not in a child."""
+    global _checking_ctx
+    if _checking_ctx is None:
+        from jaxlib.mlir.dialects import stablehlo
+
+        ctx = _context()
+        ctx.enable_multithreading(False)
+        _parse(stablehlo.serialize_portable_artifact_str(
+            "func.func @main(%a: tensor<2xf32>) -> tensor<2xf32> {\n"
+            "  %0 = stablehlo.add %a, %a : tensor<2xf32>\n  return %0 : tensor<2xf32>\n}",
+            stablehlo.get_current_version()), ctx)
+        _checking_ctx = ctx
+    return _checking_ctx
+
+
+def read_for_check(code: bytes) -> None:
+    """What a child of reader_check does: read `code` as parse_module does. Refusing it is an
+    answer too (this process reads it again to say why); only crashing or hanging is not."""
+    try:
+        _parse(code, _checking_context())
+    except Exception:  # noqa: BLE001
+        pass
+
+
 def parse_module(code: bytes):
-    """Bytes -> an MLIR module (kept inside this file)."""
+    """Bytes -> an MLIR module (kept inside this file). Bytecode is read in a child process
+    first (reader_check): jaxlib's bytecode reader can crash or hang on corrupt input."""
+    if code.startswith(_BYTECODE_MAGIC):
+        _checking_context()  # made in this process, before the fork
+        reader_check.ensure_readable(code, read_for_check,
+                                     "xla_metal.compiler.importer:read_for_check")
+    return _parse(code, _context())
+
+
+def _parse(code: bytes, ctx):
     from jaxlib.mlir import ir
     from jaxlib.mlir.dialects import stablehlo
 
-    ctx = _context()
     errors: list[str] = []
 
     def collect(diagnostic) -> bool:  # MLIR's reasons, instead of lines on stderr
@@ -128,6 +168,7 @@ def upgrade_deprecated_ops(code: bytes) -> bytes:
                           "{fail-on-unused=false}))").run(module.operation)
         out = io.BytesIO()
         module.operation.write_bytecode(out)
+    reader_check.remember(out.getvalue())  # written here from a module that was read
     return out.getvalue()
 
 
