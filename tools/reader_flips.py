@@ -60,9 +60,10 @@ def main() -> None:
         for position, bit in flips:
             flipped = bytearray(code)
             flipped[position] ^= 1 << bit
-            failure = reader_check._read_in_child(bytes(flipped), importer.read_for_check, "",
-                                                  args.timeout)
-            outcomes[{None: "came back", "timeout": "timed out"}.get(failure, failure)] += 1
+            answer = reader_check._ask_child(bytes(flipped), importer.read_for_check, "",
+                                             args.timeout)
+            outcomes["came back" if isinstance(answer, bytes) else
+                     "timed out" if answer == "timeout" else answer] += 1
         total.update(outcomes)
         print(f"{name}: {len(code)} bytes, {len(flips)} flips: {dict(outcomes)}", flush=True)
     print(f"{args.form}: {sum(total.values())} flips in {time.monotonic() - begin:.0f} s: "

@@ -87,22 +87,31 @@ def _checking_context():
     return _checking_ctx
 
 
-def read_for_check(code: bytes) -> None:
-    """What a child of reader_check does: read `code` as parse_module does. Refusing it is an
-    answer too (this process reads it again to say why); only crashing or hanging is not."""
+def read_for_check(code: bytes) -> bytes:
+    """What a child of reader_check does: read `code` as this process would, and answer with
+    the module read, written anew by MLIR's bytecode writer, or with the reader's reasons."""
+    import io
+
     try:
-        _parse(code, _checking_context())
-    except Exception:  # noqa: BLE001
-        pass
+        module, ctx = _parse(code, _checking_context())
+        out = io.BytesIO()
+        with ctx:
+            module.operation.write_bytecode(out)
+    except Exception as e:  # noqa: BLE001 - a refusal is an answer too
+        reason = str(e) if isinstance(e, InvalidArgumentError) else \
+            f"[import] the program could not be read ({len(code)} bytes): {type(e).__name__}: {e}"
+        return reader_check.ERROR + reason.encode("utf-8", errors="replace")
+    return reader_check.MODULE + out.getvalue()
 
 
 def parse_module(code: bytes):
     """Bytes -> an MLIR module (kept inside this file). Bytecode is read in a child process
-    first (reader_check): jaxlib's bytecode reader can crash or hang on corrupt input."""
+    (reader_check): jaxlib's bytecode reader can crash or hang on corrupt input; this process
+    reads the module the child wrote back."""
     if code.startswith(_BYTECODE_MAGIC):
         _checking_context()  # made in this process, before the fork
-        reader_check.ensure_readable(code, read_for_check,
-                                     "xla_metal.compiler.importer:read_for_check")
+        code = reader_check.read_in_child(code, read_for_check,
+                                          "xla_metal.compiler.importer:read_for_check")
     return _parse(code, _context())
 
 

@@ -1,32 +1,36 @@
-"""Untrusted program bytes are read first in a throw-away child process.
+"""Untrusted program bytes are read in a throw-away child process, never in this one.
 
-jaxlib's StableHLO bytecode reader is not robust against corrupt input: about 2.5% of the single
+jaxlib's StableHLO bytecode reader is not robust against corrupt input: about 2% of the single
 bit flips of a valid portable artifact make it segfault, abort or loop forever
 (docs/robustness.md), which would take down the process that asked for the compile: the user's.
-So the importer hands bytecode to `ensure_readable` first. A child process reads the bytes with
-the same reader and exits; only if it came back is the program read in this process. A reader
-that crashed or hung becomes an InvalidArgumentError naming what happened.
+So the importer hands bytecode to `read_in_child` first. A child process reads the bytes with
+the same reader and answers with the module it read, written anew by MLIR's bytecode writer,
+or with the reader's error; this process reads only that answer. Reading the original bytes
+here once the child came back would not do: some corrupt inputs read memory they do not own,
+and whether that crashes depends on the heap (seen with jaxlib 0.11.2: a flip the child read
+without harm crashed this process). What MLIR's writer wrote from a verified module reads back
+as any program does. A reader that crashed or hung becomes an InvalidArgumentError saying so.
 
 Why os.fork(): the child is a copy of this process, with jaxlib already loaded and the reader's
-context already made, so a check costs a fork and the read itself (about 10 ms for a 200 MB
-process, measured in docs/robustness.md), not a new interpreter importing jaxlib (0.5-1.5 s).
-A subprocess running a fresh interpreter is the fallback where there is no fork() (Windows) or
-fork() fails (ENOMEM under strict overcommit).
+context already made, so a check costs a fork, a read and a write (under 10 ms on an idle
+machine, docs/robustness.md), not a new interpreter importing jaxlib (0.5-1.5 s). A subprocess
+running a fresh interpreter is the fallback where there is no fork() (Windows) or fork() fails
+(ENOMEM under strict overcommit).
 
 Fork safety: this process has threads (JAX's, MLX's, the frontend's); the child has only the
 one that forked. It therefore does as little as possible: it silences its stdout and stderr,
-turns off faulthandler (a crash there is expected and no news to the user), reads the bytes on
-an MLIR context made for children before any fork and never used by another thread (so no lock
-of it can be held), single-threaded (so the child starts no threads), and calls os._exit (no
-atexit handlers, no flushing of buffers it shares with this process). It never touches MLX or
-JAX. A lock some other thread held at the fork (in malloc, the dynamic loader, LLVM's globals)
-could still block the child forever; the timeout ends that, and a child that timed out is tried
-once more with a new fork before the program is refused.
+turns off faulthandler (a crash there is expected and no news to the user), reads on an MLIR
+context made for children before any fork and used by no other thread (so no lock of it can
+be held), single-threaded (so the child starts no threads), writes its answer to a pipe and
+calls os._exit (no atexit handlers, no flushing of buffers it shares with this process). It
+never touches MLX or JAX. A lock some other thread held at the fork (in malloc, the dynamic
+loader, LLVM's globals) could still block the child forever; the timeout ends that, and a
+child that timed out is tried once more with a new fork before the program is refused.
 
-Bytecode that came back is remembered by its SHA-256, so a program is checked once per process
-(JAX asks for the text and cost analysis of a compiled program, which reads it again). MLIR
-text is not checked: it goes through MLIR's text parser, which no corrupted text has crashed
-(docs/robustness.md).
+Answers are remembered by the SHA-256 of the bytes asked about, so a program is read in a
+child once per process (JAX asks for the text and cost analysis of a compiled program, which
+reads it again). MLIR text is not sent to a child: it goes through MLIR's text parser, which no
+corrupted text has crashed (docs/robustness.md).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable
@@ -53,11 +58,17 @@ TIMEOUT_S = 10.0
 TIMEOUT_S_PER_MIB = 2.0
 # A fresh interpreter (the fallback) must first import jax and jaxlib.
 INTERPRETER_START_S = 60.0
-REMEMBERED = 4096  # digests of programs that came back; the oldest are forgotten
+# Answers kept: at most this many programs, and this many bytes of them; the oldest go first.
+REMEMBERED = 4096
+REMEMBERED_BYTES = 256 * 2**20
 
-_lock = threading.Lock()  # one check at a time; guards the two below
-_readable: OrderedDict[bytes, None] = OrderedDict()
-_unreaped: list[int] = []  # children that answered; reaped at the next check
+# The answer of `read`: MODULE + bytecode written from the module read, or ERROR + the reader's
+# reasons for refusing the bytes (UTF-8).
+MODULE, ERROR = b"M", b"E"
+
+_lock = threading.Lock()  # one child at a time; guards the two below
+_answers: OrderedDict[bytes, bytes] = OrderedDict()  # SHA-256 of bytes asked -> bytecode
+_answer_bytes = 0  # their total size
 
 
 def timeout_for(code: bytes) -> float:
@@ -69,62 +80,51 @@ def timeout_for(code: bytes) -> float:
 
 
 def remember(code: bytes) -> None:
-    """Marks `code` as readable (bytes this process wrote itself from a module it had read)."""
+    """Bytecode this process wrote itself from a module it read: its own answer."""
     with _lock:
-        _remember(hashlib.sha256(code).digest())
+        _remember(hashlib.sha256(code).digest(), code)
 
 
-def ensure_readable(code: bytes, read: Callable[[bytes], None], entry: str) -> None:
-    """Returns once `read(code)` came back in a child process; raises InvalidArgumentError if
-    the child crashed or did not finish in time. `read` must swallow the reader's own errors (a
-    refusal is an answer); `entry` is "module:function" naming it for the fallback."""
+def read_in_child(code: bytes, read: Callable[[bytes], bytes], entry: str) -> bytes:
+    """The bytecode to read in this process in place of `code`: what `read(code)` answered in
+    a child. Raises InvalidArgumentError with the reader's reasons if it refused the bytes, or
+    saying what became of the child if it crashed or did not finish in time. `entry` is
+    "module:function" naming `read` for the fallback."""
     key = hashlib.sha256(code).digest()
     with _lock:
-        if key in _readable:
-            _readable.move_to_end(key)
-            return
-        _reap()
+        if key in _answers:
+            _answers.move_to_end(key)
+            return _answers[key]
         timeout = timeout_for(code)
-        tries = 0
-        while True:
-            tries += 1
-            failure = _read_in_child(code, read, entry, timeout)
-            # A forked child that hung may have hit a lock held at the fork: try once more.
-            if failure != "timeout" or tries == 2:
-                break
-        if failure is not None:
-            what = (f"timed out after {timeout:.3g} s ({tries} tries)" if failure == "timeout"
-                    else failure)
+        answer = _ask_child(code, read, entry, timeout)
+        if answer == "timeout":  # a forked child may have hit a lock held at the fork
+            answer = _ask_child(code, read, entry, timeout)
+        if isinstance(answer, str):
+            what = f"timed out after {timeout:.3g} s, twice" if answer == "timeout" else answer
             raise InvalidArgumentError(
                 f"[import] the StableHLO bytecode ({len(code)} bytes) could not be read: "
                 f"jaxlib's reader {what} in a child process, which was stopped; this process "
                 f"is unharmed. The program is corrupt")
-        _remember(key)
+        if answer.startswith(ERROR):
+            raise InvalidArgumentError(answer[1:].decode("utf-8", errors="replace"))
+        _remember(key, answer[1:])
+        return answer[1:]
 
 
-def _remember(key: bytes) -> None:
-    _readable[key] = None
-    _readable.move_to_end(key)
-    while len(_readable) > REMEMBERED:
-        _readable.popitem(last=False)
+def _remember(key: bytes, bytecode: bytes) -> None:
+    global _answer_bytes
+    _answer_bytes += len(bytecode) - len(_answers.pop(key, b""))
+    _answers[key] = bytecode
+    while len(_answers) > REMEMBERED or _answer_bytes > REMEMBERED_BYTES and len(_answers) > 1:
+        _answer_bytes -= len(_answers.popitem(last=False)[1])
 
 
-def _reap() -> None:
-    for pid in list(_unreaped):
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:  # reaped by someone else's os.wait()
-            done = pid
-        if done:
-            _unreaped.remove(pid)
-
-
-def _read_in_child(code: bytes, read: Callable[[bytes], None], entry: str,
-                   timeout: float) -> str | None:
-    """None if the child came back; "timeout", or what became of the child."""
+def _ask_child(code: bytes, read: Callable[[bytes], bytes], entry: str,
+               timeout: float) -> bytes | str:
+    """The child's answer, or "timeout", or what became of the child."""
     fork = getattr(os, "fork", None)
     if fork is None:
-        return _read_in_subprocess(code, entry, timeout)
+        return _ask_subprocess(code, entry, timeout)
     answer_fd, child_fd = os.pipe()
     try:
         with warnings.catch_warnings():
@@ -137,26 +137,31 @@ def _read_in_child(code: bytes, read: Callable[[bytes], None], entry: str,
     except OSError:  # e.g. ENOMEM: a large process under strict overcommit
         os.close(answer_fd)
         os.close(child_fd)
-        return _read_in_subprocess(code, entry, timeout)
+        return _ask_subprocess(code, entry, timeout)
     os.close(child_fd)
     reaped = False
     try:
+        chunks = []
         poller = select.poll()
         poller.register(answer_fd, select.POLLIN)
-        if not poller.poll(int(timeout * 1000) + 1):
-            return "timeout"
-        if os.read(answer_fd, 1) == b"1":
-            # Leave the child to exit on its own (tearing down a copy of a large process takes
-            # a few ms): reaped at the next check.
-            _unreaped.append(pid)
-            reaped = True
-            return None
+        deadline = time.monotonic() + timeout
+        while True:  # until the child closes the pipe (it exited)
+            left = deadline - time.monotonic()
+            if left <= 0 or not poller.poll(int(left * 1000) + 1):
+                return "timeout"
+            chunk = os.read(answer_fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
         reaped = True
         try:
             _, status = os.waitpid(pid, 0)
         except ChildProcessError:  # SIGCHLD ignored, or reaped by someone else
-            return "stopped without an answer"
-        return _describe(status)
+            status = -1
+        answer = b"".join(chunks)
+        if status == 0 and answer[:1] in (MODULE, ERROR):
+            return answer
+        return _describe(status) if status != -1 else "stopped without an answer"
     finally:
         os.close(answer_fd)
         if not reaped:  # timed out, or this thread was interrupted: stop the child
@@ -167,7 +172,8 @@ def _read_in_child(code: bytes, read: Callable[[bytes], None], entry: str,
                 pass
 
 
-def _child(code: bytes, read: Callable[[bytes], None], answer_fd: int) -> NoReturn:
+def _child(code: bytes, read: Callable[[bytes], bytes], answer_fd: int) -> NoReturn:
+    status = 1
     try:
         faulthandler.disable()
         sys.stdout = sys.stderr = None  # type: ignore[assignment]
@@ -181,10 +187,12 @@ def _child(code: bytes, read: Callable[[bytes], None], answer_fd: int) -> NoRetu
                 adj.write("1000")
         except OSError:  # no /dev/null or /proc here: read all the same
             pass
-        read(code)
-        os.write(answer_fd, b"1")
+        answer = memoryview(read(code))
+        while answer:
+            answer = answer[os.write(answer_fd, answer):]
+        status = 0
     finally:
-        os._exit(0)
+        os._exit(status)
 
 
 def _describe(status: int) -> str:
@@ -200,11 +208,11 @@ def _crashed(number: int) -> str:
         return f"crashed (signal {number})"
 
 
-def _read_in_subprocess(code: bytes, entry: str, timeout: float) -> str | None:
-    """The same check in a fresh interpreter (no fork() here, or it failed)."""
+def _ask_subprocess(code: bytes, entry: str, timeout: float) -> bytes | str:
+    """The same in a fresh interpreter (no fork() here, or it failed)."""
     module, function = entry.split(":")
     script = (f"import sys\nfrom {module} import {function}\n"
-              f"{function}(sys.stdin.buffer.read())\nsys.stdout.write('1')\n")
+              f"sys.stdout.buffer.write({function}(sys.stdin.buffer.read()))\n")
     try:
         run = subprocess.run([sys.executable, "-c", script], input=code, capture_output=True,
                              timeout=timeout + INTERPRETER_START_S)
@@ -212,8 +220,8 @@ def _read_in_subprocess(code: bytes, entry: str, timeout: float) -> str | None:
         return f"timed out after {timeout + INTERPRETER_START_S:.3g} s"
     except OSError as e:
         return f"could not be started ({sys.executable}: {e})"
-    if run.stdout == b"1":
-        return None
+    if run.returncode == 0 and run.stdout[:1] in (MODULE, ERROR):
+        return run.stdout
     if run.returncode < 0:
         return _crashed(-run.returncode)
     last = run.stderr.decode(errors="replace").strip().splitlines()[-1:]
