@@ -2,14 +2,16 @@
 
     python tools/reader_flips.py --form bytecode [--per-program 1500] [--timeout 5]
     python tools/reader_flips.py --form text
+    python tools/reader_flips.py --form hlo
 
-For the small programs of tests/test_fuzz.py and a jitted MLP layer, flips single bits of the
-StableHLO portable artifact (bytecode) or of the MLIR text (every bit, or a sample of
---per-program with a fixed seed when a program has more), reads each the way the importer
-does (xla_metal.compiler.importer.read_for_check) in a child process
-(xla_metal.compiler.reader_check), and counts what became of the children: came back (a
-module or a clean error), crashed (by which signal), or timed out. Run it after a jaxlib
-upgrade: reader_check exists because the bytecode line is not all "came back".
+For the small programs of tests/test_fuzz.py and a jitted MLP layer, flips single bits (every
+bit, or a sample of --per-program with a fixed seed when a program has more) of the StableHLO
+portable artifact (bytecode), of the MLIR text, or of the HloModuleProto (hlo: read by jaxlib's
+HLO-to-StableHLO converter, which the plugin still runs in-process). Each is read in a child
+process (xla_metal.compiler.reader_check), the way the importer reads (importer.read_for_check)
+or by the converter, and the tool counts what became of the children: came back (a module or
+a clean error), crashed (by which signal), or timed out. Run it after a jaxlib upgrade:
+reader_check exists because the bytecode line is not all "came back".
 """
 
 from __future__ import annotations
@@ -35,20 +37,33 @@ def _programs(form: str) -> dict[str, bytes]:
         np.ones((2, 3), np.float32), np.ones((3, 2), np.float32)).as_text(debug_info=True)
     if form == "text":
         return {name: text.encode() for name, text in texts.items()}
+    if form == "hlo":
+        return {name: _jax.mlir.mlir_module_to_xla_computation(
+                    text, use_tuple_args=False, return_tuple=False)
+                .as_serialized_hlo_module_proto() for name, text in texts.items()}
     version = stablehlo.get_current_version()
     return {name: bytes(_jax.mlir.serialize_portable_artifact(text, version, False))
             for name, text in texts.items()}
 
 
+def _convert_hlo(proto: bytes) -> bytes:
+    try:
+        _jax.mlir.hlo_to_stablehlo(proto)
+    except Exception:  # noqa: BLE001 - a refusal is an answer
+        return reader_check.ERROR
+    return reader_check.MODULE
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--form", choices=["bytecode", "text"], default="bytecode")
+    parser.add_argument("--form", choices=["bytecode", "text", "hlo"], default="bytecode")
     parser.add_argument("--per-program", type=int, default=1500)
     parser.add_argument("--timeout", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
     rng = random.Random(args.seed)
+    read = _convert_hlo if args.form == "hlo" else importer.read_for_check
     importer._checking_context()
     total: collections.Counter[str] = collections.Counter()
     begin = time.monotonic()
@@ -60,8 +75,7 @@ def main() -> None:
         for position, bit in flips:
             flipped = bytearray(code)
             flipped[position] ^= 1 << bit
-            answer = reader_check._ask_child(bytes(flipped), importer.read_for_check, "",
-                                             args.timeout)
+            answer = reader_check._ask_child(bytes(flipped), read, "", args.timeout)
             outcomes["came back" if isinstance(answer, bytes) else
                      "timed out" if answer == "timeout" else answer] += 1
         total.update(outcomes)

@@ -90,18 +90,22 @@ def _checking_context():
 def read_for_check(code: bytes) -> bytes:
     """What a child of reader_check does: read `code` as this process would, and answer with
     the module read, written anew by MLIR's bytecode writer, or with the reader's reasons."""
-    import io
-
     try:
-        module, ctx = _parse(code, _checking_context())
-        out = io.BytesIO()
-        with ctx:
-            module.operation.write_bytecode(out)
+        return reader_check.MODULE + _bytecode(*_parse(code, _checking_context()))
     except Exception as e:  # noqa: BLE001 - a refusal is an answer too
         reason = str(e) if isinstance(e, InvalidArgumentError) else \
             f"[import] the program could not be read ({len(code)} bytes): {type(e).__name__}: {e}"
         return reader_check.ERROR + reason.encode("utf-8", errors="replace")
-    return reader_check.MODULE + out.getvalue()
+
+
+def _bytecode(module, ctx) -> bytes:
+    """`module` written by MLIR's bytecode writer."""
+    import io
+
+    out = io.BytesIO()
+    with ctx:
+        module.operation.write_bytecode(out)
+    return out.getvalue()
 
 
 def parse_module(code: bytes):
@@ -161,8 +165,6 @@ _passes_registered = False
 def upgrade_deprecated_ops(code: bytes) -> bytes:
     """StableHLO bytecode with deprecated ops rewritten into their current forms by StableHLO's
     own pass (jaxlib's HLO -> StableHLO converter still emits `dot`, for example)."""
-    import io
-
     from jaxlib.mlir.dialects import stablehlo
     from jaxlib.mlir.passmanager import PassManager
 
@@ -175,10 +177,9 @@ def upgrade_deprecated_ops(code: bytes) -> bytes:
     with ctx:
         PassManager.parse("builtin.module(func.func(stablehlo-legalize-deprecated-ops"
                           "{fail-on-unused=false}))").run(module.operation)
-        out = io.BytesIO()
-        module.operation.write_bytecode(out)
-    reader_check.remember(out.getvalue())  # written here from a module that was read
-    return out.getvalue()
+    upgraded = _bytecode(module, ctx)
+    reader_check.remember(upgraded)  # written here from a module that was read
+    return upgraded
 
 
 def module_text(code: bytes) -> str:

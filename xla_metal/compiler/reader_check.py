@@ -80,7 +80,8 @@ def timeout_for(code: bytes) -> float:
 
 
 def remember(code: bytes) -> None:
-    """Bytecode this process wrote itself from a module it read: its own answer."""
+    """Bytecode MLIR's writer produced in this process (from a module it read, or jaxlib's
+    HLO converter): its own answer, read here without a child."""
     with _lock:
         _remember(hashlib.sha256(code).digest(), code)
 
