@@ -108,15 +108,20 @@ def _bytecode(module, ctx) -> bytes:
     return out.getvalue()
 
 
+def readable(code: bytes) -> bytes:
+    """`code` as bytes this process may hand to an MLIR reader. Bytecode is read in a child
+    process (reader_check), since jaxlib's bytecode reader can crash or hang on corrupt input;
+    what comes back is the module the child read, written anew. MLIR text is as it is."""
+    if not code.startswith(_BYTECODE_MAGIC):
+        return code
+    _checking_context()  # made in this process, before the fork
+    return reader_check.read_in_child(code, read_for_check,
+                                      "xla_metal.compiler.importer:read_for_check")
+
+
 def parse_module(code: bytes):
-    """Bytes -> an MLIR module (kept inside this file). Bytecode is read in a child process
-    (reader_check): jaxlib's bytecode reader can crash or hang on corrupt input; this process
-    reads the module the child wrote back."""
-    if code.startswith(_BYTECODE_MAGIC):
-        _checking_context()  # made in this process, before the fork
-        code = reader_check.read_in_child(code, read_for_check,
-                                          "xla_metal.compiler.importer:read_for_check")
-    return _parse(code, _context())
+    """Bytes -> an MLIR module (kept inside this file)."""
+    return _parse(readable(code), _context())
 
 
 def _parse(code: bytes, ctx):
