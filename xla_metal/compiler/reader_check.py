@@ -12,10 +12,12 @@ without harm crashed this process). What MLIR's writer wrote from a verified mod
 as any program does. A reader that crashed or hung becomes an InvalidArgumentError saying so.
 
 Why os.fork(): the child is a copy of this process, with jaxlib already loaded and the reader's
-context already made, so a check costs a fork, a read and a write (under 10 ms on an idle
-machine, docs/robustness.md), not a new interpreter importing jaxlib (0.5-1.5 s). A subprocess
-running a fresh interpreter is the fallback where there is no fork() (Windows) or fork() fails
-(ENOMEM under strict overcommit).
+context already made, so a check costs a fork, a read and a write (14 ms for a 500 MB process
+on an idle machine), not a new interpreter importing jaxlib (0.5-1.5 s). A fork costs more as
+the process grows, in memory and above all in mappings (a median 313 ms in a 3.5 GB pytest
+process with 14,843 of them, on a loaded 2-core machine): docs/robustness.md, section 8.
+A subprocess running a fresh interpreter is the fallback where there is no fork() (Windows) or
+fork() fails (ENOMEM under strict overcommit).
 
 Fork safety: this process has threads (JAX's, MLX's, the frontend's); the child has only the
 one that forked. It therefore does as little as possible: it silences its stdout and stderr,
