@@ -17,6 +17,7 @@ import numpy as np
 from ..element_types import numpy_dtype
 from ..errors import InvalidArgumentError, UnimplementedError
 from . import ir as pir
+from . import reader_check
 
 _MLIR_LOCK = threading.Lock()  # dialect registration is not thread safe
 _registry = None
@@ -64,12 +65,69 @@ def _is_utf8(code: bytes) -> bool:
     return True
 
 
+_checking_ctx = None  # the context children of reader_check read with
+
+
+def _checking_context():
+    """The context children of reader_check read bytecode with. Made here, before any fork,
+    and used by no other thread, so no lock of it can be held when a child starts; single-
+    threaded, so a child starts no threads. A first read here sets up the reader's lazily made
+    globals in this process, not in a child."""
+    global _checking_ctx
+    if _checking_ctx is None:
+        from jaxlib.mlir.dialects import stablehlo
+
+        ctx = _context()
+        ctx.enable_multithreading(False)
+        _parse(stablehlo.serialize_portable_artifact_str(
+            "func.func @main(%a: tensor<2xf32>) -> tensor<2xf32> {\n"
+            "  %0 = stablehlo.add %a, %a : tensor<2xf32>\n  return %0 : tensor<2xf32>\n}",
+            stablehlo.get_current_version()), ctx)
+        _checking_ctx = ctx
+    return _checking_ctx
+
+
+def read_for_check(code: bytes) -> bytes:
+    """What a child of reader_check does: read `code` as this process would, and answer with
+    the module read, written anew by MLIR's bytecode writer, or with the reader's reasons."""
+    try:
+        return reader_check.MODULE + _bytecode(*_parse(code, _checking_context()))
+    except Exception as e:  # noqa: BLE001 - a refusal is an answer too
+        reason = str(e) if isinstance(e, InvalidArgumentError) else \
+            f"[import] the program could not be read ({len(code)} bytes): {type(e).__name__}: {e}"
+        return reader_check.ERROR + reason.encode("utf-8", errors="replace")
+
+
+def _bytecode(module, ctx) -> bytes:
+    """`module` written by MLIR's bytecode writer."""
+    import io
+
+    out = io.BytesIO()
+    with ctx:
+        module.operation.write_bytecode(out)
+    return out.getvalue()
+
+
+def readable(code: bytes) -> bytes:
+    """`code` as bytes this process may hand to an MLIR reader. Bytecode is read in a child
+    process (reader_check), since jaxlib's bytecode reader can crash or hang on corrupt input;
+    what comes back is the module the child read, written anew. MLIR text is as it is."""
+    if not code.startswith(_BYTECODE_MAGIC):
+        return code
+    _checking_context()  # made in this process, before the fork
+    return reader_check.read_in_child(code, read_for_check,
+                                      "xla_metal.compiler.importer:read_for_check")
+
+
 def parse_module(code: bytes):
     """Bytes -> an MLIR module (kept inside this file)."""
+    return _parse(readable(code), _context())
+
+
+def _parse(code: bytes, ctx):
     from jaxlib.mlir import ir
     from jaxlib.mlir.dialects import stablehlo
 
-    ctx = _context()
     errors: list[str] = []
 
     def collect(diagnostic) -> bool:  # MLIR's reasons, instead of lines on stderr
@@ -112,8 +170,6 @@ _passes_registered = False
 def upgrade_deprecated_ops(code: bytes) -> bytes:
     """StableHLO bytecode with deprecated ops rewritten into their current forms by StableHLO's
     own pass (jaxlib's HLO -> StableHLO converter still emits `dot`, for example)."""
-    import io
-
     from jaxlib.mlir.dialects import stablehlo
     from jaxlib.mlir.passmanager import PassManager
 
@@ -126,9 +182,9 @@ def upgrade_deprecated_ops(code: bytes) -> bytes:
     with ctx:
         PassManager.parse("builtin.module(func.func(stablehlo-legalize-deprecated-ops"
                           "{fail-on-unused=false}))").run(module.operation)
-        out = io.BytesIO()
-        module.operation.write_bytecode(out)
-    return out.getvalue()
+    upgraded = _bytecode(module, ctx)
+    reader_check.remember(upgraded)  # written here from a module that was read
+    return upgraded
 
 
 def module_text(code: bytes) -> str:

@@ -19,7 +19,7 @@ import numpy as np
 from .. import __version__
 from ..bridge import keep
 from ..compiler import compile_program, ir
-from ..compiler.importer import module_text, stablehlo_versions
+from ..compiler.importer import module_text, readable, stablehlo_versions
 from ..compiler.lowering.callbacks import host_callback_names
 from ..compiler.placement import CPU_ONLY_DTYPES
 from ..element_types import numpy_dtype
@@ -225,7 +225,7 @@ def program_text(args: Any) -> None:
 
 def cost_analysis(args: Any) -> None:
     exe = _get(args.executable, Executable)
-    costs = introspection.cost_analysis(exe.code)
+    costs = introspection.cost_analysis(readable(exe.code))  # XLA's reader, in this process
     names = keep([keep(name.encode()) for name in costs])
     name_array = keep((C.c_char_p * max(len(names), 1))(*names))
     value_array = keep((C.c_double * max(len(costs), 1))(*costs.values()))

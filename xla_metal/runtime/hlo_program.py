@@ -4,6 +4,7 @@ any StableHLO program."""
 
 from __future__ import annotations
 
+from ..compiler import reader_check
 from ..compiler.importer import upgrade_deprecated_ops
 from ..errors import InvalidArgumentError
 from . import protowire
@@ -38,4 +39,5 @@ def to_stablehlo(code: bytes, with_config: bool) -> bytes:
         detail = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise InvalidArgumentError(f"[compile] the 'hlo' program ({len(proto)} bytes) is not "
                                    f"an HloModuleProto jaxlib can convert: {detail}") from e
+    reader_check.remember(stablehlo)  # the converter's own writing: no child needed
     return upgrade_deprecated_ops(stablehlo)
