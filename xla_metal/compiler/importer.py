@@ -1,14 +1,15 @@
-"""StableHLO bytes -> program IR. The only module that touches jaxlib's MLIR bindings.
+"""StableHLO bytes -> program IR. With xla_metal/reader, the only code that touches jaxlib's
+MLIR bindings.
 
 The program arrives as a StableHLO portable artifact (VHLO bytecode); plain StableHLO bytecode
 and MLIR text are accepted too. Everything is converted into plain Python objects here, so no
-later stage (and no execution) ever walks MLIR again.
+later stage (and no execution) ever walks MLIR again. The bytes themselves are read in the
+reader process (xla_metal/reader): this process parses only the bytecode it answers with.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,32 +17,9 @@ import numpy as np
 
 from ..element_types import numpy_dtype
 from ..errors import InvalidArgumentError, UnimplementedError
+from ..reader import client as reader
+from ..reader import mlir
 from . import ir as pir
-from . import reader_check
-
-_MLIR_LOCK = threading.Lock()  # dialect registration is not thread safe
-_registry = None
-
-
-def _context():
-    from jax._src.lib import jax_mlir_ext
-    from jaxlib.mlir import ir
-    from jaxlib.mlir.dialects import chlo, mhlo, sdy, stablehlo
-
-    global _registry
-    with _MLIR_LOCK:
-        if _registry is None:
-            _registry = ir.DialectRegistry()
-            jax_mlir_ext.register_dialects(_registry)
-        ctx = ir.Context()
-        ctx.append_dialect_registry(_registry)
-        ctx.load_all_available_dialects()
-        # JAX's programs may carry Shardy (sdy) and MHLO attributes besides StableHLO/CHLO.
-        stablehlo.register_dialect(ctx)
-        chlo.register_dialect(ctx)
-        sdy.register_dialect(ctx)
-        mhlo.register_mhlo_dialect(ctx)
-    return ctx
 
 
 def stablehlo_versions() -> tuple[list[int], list[int]]:
@@ -54,137 +32,20 @@ def stablehlo_versions() -> tuple[list[int], list[int]]:
     return parse(stablehlo.get_current_version()), parse(stablehlo.get_minimum_version())
 
 
-_BYTECODE_MAGIC = b"ML\xefR"
-
-
-def _is_utf8(code: bytes) -> bool:
-    try:
-        code.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-_checking_ctx = None  # the context children of reader_check read with
-
-
-def _checking_context():
-    """The context children of reader_check read bytecode with. Made here, before any fork,
-    and used by no other thread, so no lock of it can be held when a child starts; single-
-    threaded, so a child starts no threads. A first read here sets up the reader's lazily made
-    globals in this process, not in a child."""
-    global _checking_ctx
-    if _checking_ctx is None:
-        from jaxlib.mlir.dialects import stablehlo
-
-        ctx = _context()
-        ctx.enable_multithreading(False)
-        _parse(stablehlo.serialize_portable_artifact_str(
-            "func.func @main(%a: tensor<2xf32>) -> tensor<2xf32> {\n"
-            "  %0 = stablehlo.add %a, %a : tensor<2xf32>\n  return %0 : tensor<2xf32>\n}",
-            stablehlo.get_current_version()), ctx)
-        _checking_ctx = ctx
-    return _checking_ctx
-
-
-def read_for_check(code: bytes) -> bytes:
-    """What a child of reader_check does: read `code` as this process would, and answer with
-    the module read, written anew by MLIR's bytecode writer, or with the reader's reasons."""
-    try:
-        return reader_check.MODULE + _bytecode(*_parse(code, _checking_context()))
-    except Exception as e:  # noqa: BLE001 - a refusal is an answer too
-        reason = str(e) if isinstance(e, InvalidArgumentError) else \
-            f"[import] the program could not be read ({len(code)} bytes): {type(e).__name__}: {e}"
-        return reader_check.ERROR + reason.encode("utf-8", errors="replace")
-
-
-def _bytecode(module, ctx) -> bytes:
-    """`module` written by MLIR's bytecode writer."""
-    import io
-
-    out = io.BytesIO()
-    with ctx:
-        module.operation.write_bytecode(out)
-    return out.getvalue()
-
-
 def readable(code: bytes) -> bytes:
-    """`code` as bytes this process may hand to an MLIR reader. Bytecode is read in a child
-    process (reader_check), since jaxlib's bytecode reader can crash or hang on corrupt input;
-    what comes back is the module the child read, written anew. MLIR text is as it is."""
-    if not code.startswith(_BYTECODE_MAGIC):
-        return code
-    _checking_context()  # made in this process, before the fork
-    return reader_check.read_in_child(code, read_for_check,
-                                      "xla_metal.compiler.importer:read_for_check")
+    """`code` as bytes this process may hand to an MLIR reader (ours, or XLA's in the cost
+    analysis). Program bytes come from the frontend and may be corrupt, and jaxlib's readers
+    can crash or hang on corrupt input, so they are read in the reader process
+    (xla_metal/reader); what comes back is the module it read, written anew as bytecode.
+    MLIR text goes there too: its parser has not crashed on any corrupted text we tried, but
+    a round trip costs about a millisecond, and then nothing untrusted is parsed here."""
+    return reader.read_program(code)
 
 
 def parse_module(code: bytes):
-    """Bytes -> an MLIR module (kept inside this file)."""
-    return _parse(readable(code), _context())
-
-
-def _parse(code: bytes, ctx):
-    from jaxlib.mlir import ir
-    from jaxlib.mlir.dialects import stablehlo
-
-    errors: list[str] = []
-
-    def collect(diagnostic) -> bool:  # MLIR's reasons, instead of lines on stderr
-        try:
-            errors.append(f"{diagnostic.location}: {diagnostic.message}")
-        except Exception:  # noqa: BLE001 - a reason that is not UTF-8 (corrupt input)
-            errors.append("(a diagnostic that is not UTF-8)")
-        return True
-
-    handler = ctx.attach_diagnostic_handler(collect)
-    try:
-        try:
-            return stablehlo.deserialize_portable_artifact(ctx, code), ctx
-        except Exception as e:  # not a portable artifact: maybe StableHLO bytecode or text
-            errors.append(str(e).splitlines()[0] if str(e) else type(e).__name__)
-        if code.startswith(_BYTECODE_MAGIC):
-            # jaxlib's Module.parse kills the process (std::terminate) on some corrupt
-            # bytecode: its error path cannot turn a diagnostic that is not UTF-8 into a
-            # Python string. PJRT frontends send portable artifacts (JAX and XLA's PJRT C API
-            # client serialize to one), so other bytecode is refused instead of parsed.
-            errors.append("MLIR bytecode that is not a StableHLO portable artifact is not "
-                          "accepted")
-        elif not _is_utf8(code):
-            errors.append("MLIR text must be UTF-8")
-        else:
-            try:
-                return ir.Module.parse(code, context=ctx), ctx
-            except Exception as e:
-                errors.append(str(e).splitlines()[0] if str(e) else type(e).__name__)
-    finally:
-        handler.detach()
-    raise InvalidArgumentError(
-        f"[import] the program is neither a StableHLO portable artifact nor MLIR "
-        f"({len(code)} bytes): {'; '.join(errors)}")
-
-
-_passes_registered = False
-
-
-def upgrade_deprecated_ops(code: bytes) -> bytes:
-    """StableHLO bytecode with deprecated ops rewritten into their current forms by StableHLO's
-    own pass (jaxlib's HLO -> StableHLO converter still emits `dot`, for example)."""
-    from jaxlib.mlir.dialects import stablehlo
-    from jaxlib.mlir.passmanager import PassManager
-
-    global _passes_registered
-    with _MLIR_LOCK:
-        if not _passes_registered:
-            stablehlo.register_stablehlo_passes()
-            _passes_registered = True
-    module, ctx = parse_module(code)
-    with ctx:
-        PassManager.parse("builtin.module(func.func(stablehlo-legalize-deprecated-ops"
-                          "{fail-on-unused=false}))").run(module.operation)
-    upgraded = _bytecode(module, ctx)
-    reader_check.remember(upgraded)  # written here from a module that was read
-    return upgraded
+    """Bytes -> (an MLIR module, its context) (kept inside this file)."""
+    ctx = mlir.new_context()
+    return mlir.parse(readable(code), ctx), ctx
 
 
 def module_text(code: bytes) -> str:

@@ -23,8 +23,14 @@ from ..compiler.importer import module_text, readable, stablehlo_versions
 from ..compiler.lowering.callbacks import host_callback_names
 from ..compiler.placement import CPU_ONLY_DTYPES
 from ..element_types import numpy_dtype
-from ..errors import InvalidArgumentError, UnimplementedError, XlaMetalError
+from ..errors import (
+    FailedPreconditionError,
+    InvalidArgumentError,
+    UnimplementedError,
+    XlaMetalError,
+)
 from ..memory_kinds import DEFAULT_MEMORY_KIND, MEMORY_KINDS, result_memory_ids
+from ..reader import client as reader
 from . import compile_options, execution, hlo_program, introspection, serialization
 from .dtypes import (
     PJRT_TYPE,
@@ -94,6 +100,12 @@ def client_create(args: Any) -> None:
     mlx_version = getattr(mx, "__version__", "?")
     args.platform_version = keep(f"xla-metal {__version__}; mlx {mlx_version}".encode())
     args.device_kind = keep(_device_kind(device).encode())
+    # The process that reads programs for us (xla_metal/reader) imports jaxlib while the
+    # frontend traces its first program. If it cannot start, that first compile says why.
+    try:
+        reader.start_in_background()
+    except FailedPreconditionError:
+        pass
 
 
 def memory_stats(args: Any) -> None:
