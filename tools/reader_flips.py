@@ -1,4 +1,4 @@
-"""How jaxlib's program reader takes single bit flips, each read in a throw-away child.
+"""How jaxlib's program readers take single bit flips, each read in the reader process.
 
     python tools/reader_flips.py --form bytecode [--per-program 1500] [--timeout 5]
     python tools/reader_flips.py --form text
@@ -6,12 +6,12 @@
 
 For the small programs of tests/test_fuzz.py and a jitted MLP layer, flips single bits (every
 bit, or a sample of --per-program with a fixed seed when a program has more) of the StableHLO
-portable artifact (bytecode), of the MLIR text, or of the HloModuleProto (hlo: read by jaxlib's
-HLO-to-StableHLO converter, which the plugin still runs in-process). Each is read in a child
-process (xla_metal.compiler.reader_check), the way the importer reads (importer.read_for_check)
-or by the converter, and the tool counts what became of the children: came back (a module or
-a clean error), crashed (by which signal), or timed out. Run it after a jaxlib upgrade:
-reader_check exists because the bytecode line is not all "came back".
+portable artifact (bytecode), of the MLIR text, or of the HloModuleProto (hlo: jaxlib's
+HLO-to-StableHLO converter). Each goes to a reader process (xla_metal/reader) as the plugin
+sends it, and the tool counts what became of it: came back (a module or a clean error),
+crashed (by which signal), or timed out. A reader that failed after reading other flips is
+replaced and asked again, as the plugin does, so each failure is the flip's own. Run it after
+a jaxlib upgrade: the reader process exists because not every line says "came back".
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from jax._src.lib import _jax
 from jaxlib.mlir.dialects import stablehlo
 
 from tests.test_fuzz import PROGRAMS
-from xla_metal.compiler import importer, reader_check
+from xla_metal.reader import client, framing
 
 
 def _programs(form: str) -> dict[str, bytes]:
@@ -46,12 +46,21 @@ def _programs(form: str) -> dict[str, bytes]:
             for name, text in texts.items()}
 
 
-def _convert_hlo(proto: bytes) -> bytes:
-    try:
-        _jax.mlir.hlo_to_stablehlo(proto)
-    except Exception:  # noqa: BLE001 - a refusal is an answer
-        return reader_check.ERROR
-    return reader_check.MODULE
+class _Asker:
+    def __init__(self, tag: bytes, timeout: float) -> None:
+        self.tag, self.timeout = tag, timeout
+        self.reader = client._Reader()
+
+    def outcome(self, payload: bytes) -> str:
+        while True:
+            reader = self.reader
+            try:
+                reader.ask(self.tag, payload, self.timeout)
+                return "came back"
+            except client._Failed as e:
+                self.reader = client._Reader()
+                if reader.answered == 0:
+                    return "timed out" if str(e).startswith("timed out") else str(e)
 
 
 def main() -> None:
@@ -63,8 +72,7 @@ def main() -> None:
     args = parser.parse_args()
 
     rng = random.Random(args.seed)
-    read = _convert_hlo if args.form == "hlo" else importer.read_for_check
-    importer._checking_context()
+    asker = _Asker(framing.HLO if args.form == "hlo" else framing.PROGRAM, args.timeout)
     total: collections.Counter[str] = collections.Counter()
     begin = time.monotonic()
     for name, code in _programs(args.form).items():
@@ -75,11 +83,10 @@ def main() -> None:
         for position, bit in flips:
             flipped = bytearray(code)
             flipped[position] ^= 1 << bit
-            answer = reader_check._ask_child(bytes(flipped), read, "", args.timeout)
-            outcomes["came back" if isinstance(answer, bytes) else
-                     "timed out" if answer == "timeout" else answer] += 1
+            outcomes[asker.outcome(bytes(flipped))] += 1
         total.update(outcomes)
         print(f"{name}: {len(code)} bytes, {len(flips)} flips: {dict(outcomes)}", flush=True)
+    asker.reader.stop(grace=1.0)
     print(f"{args.form}: {sum(total.values())} flips in {time.monotonic() - begin:.0f} s: "
           f"{dict(total)}")
 

@@ -9,15 +9,16 @@
  * "TYPE RANK DIM..." (PJRT_Buffer_Type numbers): ARTIFACT is the StableHLO portable artifact,
  * TEXT the same program as MLIR text. Tests write it (tests/test_fuzz.py).
  * Bit flips and spliced chunks go into the text or the artifact's bytecode, half each: the
- * plugin reads bytecode in a throw-away child process first, since jaxlib's own StableHLO
- * reader crashes or hangs on some corrupt bytecode (xla_metal/compiler/reader_check.py).
+ * plugin reads programs in a separate reader process, since jaxlib's own StableHLO reader
+ * crashes or hangs on some corrupt bytecode (xla_metal/reader).
  * A sequence creates and queries clients, buffers (random dtypes and shapes, zero-size
  * included, strided host data), compiles valid, truncated, bit-flipped and random programs,
  * executes with right and wrong arity, shapes, dtypes, deleted or foreign buffers, keeps
  * events past their buffers, serializes and deserializes (tampered too), then destroys
  * everything left in a random order (clients first included).
  * Prints "pjrt_fuzz: OK <sequences> sequences, <calls> calls, <n> reader crashes avoided"
- * (compiles refused because jaxlib's reader crashed or hung in the plugin's child) and exits 0.
+ * (compiles refused because jaxlib's reader crashed or hung in the plugin's reader process)
+ * and exits 0.
  */
 #include <signal.h>
 #include <stdint.h>
@@ -69,8 +70,8 @@ static int check(PJRT_Error* error, const char* what) {
   CHECK(memchr(message.message, '\0', message.message_size) == NULL, "%s: NUL in message", what);
   char text[256];
   snprintf(text, sizeof text, "%.*s", (int)message.message_size, message.message);
-  if (strstr(text, "jaxlib's reader") != NULL && strstr(text, "in a child process") != NULL) {
-    crashes_avoided++; /* the plugin's child crashed or hung reading the program */
+  if (strstr(text, "jaxlib's reader") != NULL && strstr(text, "in the reader process") != NULL) {
+    crashes_avoided++; /* the plugin's reader process crashed or hung reading the program */
   }
   PJRT_Error_Code code = error_code(error);
   CHECK(code >= PJRT_Error_Code_CANCELLED && code <= PJRT_Error_Code_UNAUTHENTICATED,
