@@ -1,7 +1,7 @@
 """jaxlib's MLIR reader and writer, as both the reader process (server.py) and the importer use
 them: a context with every dialect JAX's programs carry, bytes -> module, module -> bytecode.
 
-Imports only jaxlib (not jax, not MLX), so the reader process starts in about half a second.
+Imports only jaxlib (not jax, not MLX), so the reader process starts in about 0.3 s.
 """
 
 from __future__ import annotations
