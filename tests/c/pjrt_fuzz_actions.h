@@ -267,8 +267,8 @@ static void act_compile(void) {
   PJRT_Client* client = any_client();
   const Program* p = &programs[rnd((size_t)num_programs)];
   int how = (int)rnd(6);
-  /* Flips and splices go into the text unless bytecode corruption is asked for. */
-  int in_text = (how == 2 || how == 5) && !corrupt_bytecode;
+  /* Flips and splices go into the text or the bytecode, half each. */
+  int in_text = (how == 2 || how == 5) && chance(50);
   size_t size = in_text ? p->text_size : p->code_size;
   char* code = malloc(size + 256);
   memcpy(code, in_text ? p->text : p->code, size);

@@ -31,7 +31,7 @@ static int is_deleted(PJRT_LoadedExecutable* loaded) {
 }
 
 /* Checks an output of the add program (programs[0], a + b of f32) against the inputs. */
-static void check_sum(PJRT_Buffer* sum, const float* a, const float* b, size_t count) {
+static void check_add_output(PJRT_Buffer* sum, const float* a, const float* b, size_t count) {
   float values[64];
   ARGS(PJRT_Buffer_ToHostBuffer_Args, copy);
   copy.src = sum;
@@ -112,7 +112,7 @@ static void act_execute(void) {
   if (error == NULL) {
     keep_event(complete[0]);
     if (must_work && slot->program == 0) {
-      check_sum(outputs[0], inputs[0], inputs[1], (size_t)(p->dims[0][0] * p->dims[0][1]));
+      check_add_output(outputs[0], inputs[0], inputs[1], (size_t)(p->dims[0][0] * p->dims[0][1]));
     }
     for (size_t i = 0; i < num_outputs; ++i) {
       CHECK(outputs[i] != NULL, "Execute left output %zu unset", i);

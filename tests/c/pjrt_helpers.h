@@ -1,6 +1,10 @@
-/* Helpers shared by the C conformance programs (pjrt_smoke.c, pjrt_features.c): checks that
- * exit with a message, argument structs with struct_size set, errors, events and transfers of
- * the 2x3 f32 arrays both programs use. Header-only: each program is one translation unit. */
+/* Helpers shared by the C test programs (pjrt_smoke.c, pjrt_features.c, pjrt_struct_sizes.c,
+ * pjrt_fuzz.c): checks that stop with a message, argument structs with struct_size set,
+ * errors, events, reading files, loading the library, and transfers of the 2x3 f32 arrays the
+ * smoke and feature programs use. Header-only: each program is one translation unit.
+ * A failed CHECK prints its message and exits with status 1; a program that wants otherwise
+ * defines CHECK_FAILED() before including this (pjrt_fuzz aborts, so that its signal handler
+ * names the sequence that failed). */
 #ifndef XLA_METAL_TESTS_C_PJRT_HELPERS_H_
 #define XLA_METAL_TESTS_C_PJRT_HELPERS_H_
 
@@ -16,13 +20,17 @@
 static const char* program_name;
 static const PJRT_Api* api;
 
+#ifndef CHECK_FAILED
+#define CHECK_FAILED() exit(1)
+#endif
 #define CHECK(condition, ...)                                   \
   do {                                                          \
     if (!(condition)) {                                         \
       printf("%s: FAILED (line %d): ", program_name, __LINE__); \
       printf(__VA_ARGS__);                                      \
       printf("\n");                                             \
-      exit(1);                                                  \
+      fflush(stdout);                                           \
+      CHECK_FAILED();                                           \
     }                                                           \
   } while (0)
 
@@ -93,7 +101,8 @@ static inline void destroy_buffer(PJRT_Buffer* buffer) {
   expect_ok(api->PJRT_Buffer_Destroy(&destroy), "PJRT_Buffer_Destroy");
 }
 
-static inline const char* read_file(const char* path, size_t* size) {
+/* The whole file at `path`, in memory from malloc. */
+static inline char* read_file(const char* path, size_t* size) {
   FILE* file = fopen(path, "rb");
   CHECK(file != NULL, "cannot open %s", path);
   fseek(file, 0, SEEK_END);

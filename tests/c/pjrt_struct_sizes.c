@@ -13,30 +13,10 @@
  * PJRT_Buffer_MemoryLayout) get the same treatment.
  * Prints "pjrt_struct_sizes: OK <calls> calls" and exits 0.
  */
-#include <dlfcn.h>
-#include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "pjrt_helpers.h"
 
-#include "../../xla_metal/pjrt/pjrt_c_api.h"
-
-static const PJRT_Api* api;
 static long calls;
 
-#define CHECK(condition, ...)                                       \
-  do {                                                              \
-    if (!(condition)) {                                             \
-      printf("pjrt_struct_sizes: FAILED (line %d): ", __LINE__);    \
-      printf(__VA_ARGS__);                                          \
-      printf("\n");                                                 \
-      exit(1);                                                      \
-    }                                                               \
-  } while (0)
-#define ARGS(type, name)         \
-  type name;                     \
-  memset(&name, 0, sizeof name); \
-  name.struct_size = type##_STRUCT_SIZE
 #define HEAD_SIZE (sizeof(size_t) + sizeof(void*))
 #define EXTRA 64
 
@@ -201,12 +181,6 @@ static PJRT_Buffer* from_host(PJRT_Client* client, const float* values,
   return args.buffer;
 }
 
-static void destroy_buffer(PJRT_Buffer* buffer) {
-  ARGS(PJRT_Buffer_Destroy_Args, destroy);
-  destroy.buffer = buffer;
-  CHECK(code_of(api->PJRT_Buffer_Destroy(&destroy)) == 0, "Buffer_Destroy");
-}
-
 /* Runs a + b with PJRT_ExecuteOptions of `size` bytes; checks the sum. */
 static void execute_with_options_size(PJRT_LoadedExecutable* loaded, PJRT_Buffer* a,
                                       PJRT_Buffer* b, size_t size) {
@@ -253,27 +227,10 @@ static PJRT_Buffer_MemoryLayout* layout_with_junk_size(size_t junk, const int64_
   return layout;
 }
 
-static char* read_file(const char* path, size_t* size) {
-  FILE* file = fopen(path, "rb");
-  CHECK(file != NULL, "cannot open %s", path);
-  fseek(file, 0, SEEK_END);
-  long length = ftell(file);
-  fseek(file, 0, SEEK_SET);
-  char* data = malloc((size_t)length + 1);
-  CHECK(fread(data, 1, (size_t)length, file) == (size_t)length, "cannot read %s", path);
-  fclose(file);
-  *size = (size_t)length;
-  return data;
-}
-
 int main(int argc, char** argv) {
+  program_name = "pjrt_struct_sizes";
   CHECK(argc == 3, "usage: %s LIBRARY ARTIFACT", argv[0]);
-  void* library = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
-  CHECK(library != NULL, "dlopen: %s", dlerror());
-  const PJRT_Api* (*get_api)(void);
-  *(void**)(&get_api) = dlsym(library, "GetPjrtApi");
-  CHECK(get_api != NULL, "no GetPjrtApi");
-  api = get_api();
+  api = load_api(argv[1]);
   fill_entries();
   size_t code_size;
   char* code = read_file(argv[2], &code_size);

@@ -1,14 +1,15 @@
-"""StableHLO bytes -> program IR. The only module that touches jaxlib's MLIR bindings.
+"""StableHLO bytes -> program IR. With xla_metal/reader, the only code that touches jaxlib's
+MLIR bindings.
 
 The program arrives as a StableHLO portable artifact (VHLO bytecode); plain StableHLO bytecode
 and MLIR text are accepted too. Everything is converted into plain Python objects here, so no
-later stage (and no execution) ever walks MLIR again.
+later stage (and no execution) ever walks MLIR again. The bytes themselves are read in the
+reader process (xla_metal/reader): this process parses only the bytecode it answers with.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,31 +17,9 @@ import numpy as np
 
 from ..element_types import numpy_dtype
 from ..errors import InvalidArgumentError, UnimplementedError
+from ..reader import client as reader
+from ..reader import mlir
 from . import ir as pir
-
-_MLIR_LOCK = threading.Lock()  # dialect registration is not thread safe
-_registry = None
-
-
-def _context():
-    from jax._src.lib import jax_mlir_ext
-    from jaxlib.mlir import ir
-    from jaxlib.mlir.dialects import chlo, mhlo, sdy, stablehlo
-
-    global _registry
-    with _MLIR_LOCK:
-        if _registry is None:
-            _registry = ir.DialectRegistry()
-            jax_mlir_ext.register_dialects(_registry)
-        ctx = ir.Context()
-        ctx.append_dialect_registry(_registry)
-        ctx.load_all_available_dialects()
-        # JAX's programs may carry Shardy (sdy) and MHLO attributes besides StableHLO/CHLO.
-        stablehlo.register_dialect(ctx)
-        chlo.register_dialect(ctx)
-        sdy.register_dialect(ctx)
-        mhlo.register_mhlo_dialect(ctx)
-    return ctx
 
 
 def stablehlo_versions() -> tuple[list[int], list[int]]:
@@ -53,82 +32,20 @@ def stablehlo_versions() -> tuple[list[int], list[int]]:
     return parse(stablehlo.get_current_version()), parse(stablehlo.get_minimum_version())
 
 
-_BYTECODE_MAGIC = b"ML\xefR"
-
-
-def _is_utf8(code: bytes) -> bool:
-    try:
-        code.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
+def readable(code: bytes) -> bytes:
+    """`code` as bytes this process may hand to an MLIR reader (ours, or XLA's in the cost
+    analysis). Program bytes come from the frontend and may be corrupt, and jaxlib's readers
+    can crash or hang on corrupt input, so they are read in the reader process
+    (xla_metal/reader); what comes back is the module it read, written anew as bytecode.
+    MLIR text goes there too: its parser has not crashed on any corrupted text we tried, but
+    a round trip costs about a millisecond, and then nothing untrusted is parsed here."""
+    return reader.read_program(code)
 
 
 def parse_module(code: bytes):
-    """Bytes -> an MLIR module (kept inside this file)."""
-    from jaxlib.mlir import ir
-    from jaxlib.mlir.dialects import stablehlo
-
-    ctx = _context()
-    errors: list[str] = []
-
-    def collect(diagnostic) -> bool:  # MLIR's reasons, instead of lines on stderr
-        try:
-            errors.append(f"{diagnostic.location}: {diagnostic.message}")
-        except Exception:  # noqa: BLE001 - a reason that is not UTF-8 (corrupt input)
-            errors.append("(a diagnostic that is not UTF-8)")
-        return True
-
-    handler = ctx.attach_diagnostic_handler(collect)
-    try:
-        try:
-            return stablehlo.deserialize_portable_artifact(ctx, code), ctx
-        except Exception as e:  # not a portable artifact: maybe StableHLO bytecode or text
-            errors.append(str(e).splitlines()[0] if str(e) else type(e).__name__)
-        if code.startswith(_BYTECODE_MAGIC):
-            # jaxlib's Module.parse kills the process (std::terminate) on some corrupt
-            # bytecode: its error path cannot turn a diagnostic that is not UTF-8 into a
-            # Python string. PJRT frontends send portable artifacts (JAX and XLA's PJRT C API
-            # client serialize to one), so other bytecode is refused instead of parsed.
-            errors.append("MLIR bytecode that is not a StableHLO portable artifact is not "
-                          "accepted")
-        elif not _is_utf8(code):
-            errors.append("MLIR text must be UTF-8")
-        else:
-            try:
-                return ir.Module.parse(code, context=ctx), ctx
-            except Exception as e:
-                errors.append(str(e).splitlines()[0] if str(e) else type(e).__name__)
-    finally:
-        handler.detach()
-    raise InvalidArgumentError(
-        f"[import] the program is neither a StableHLO portable artifact nor MLIR "
-        f"({len(code)} bytes): {'; '.join(errors)}")
-
-
-_passes_registered = False
-
-
-def upgrade_deprecated_ops(code: bytes) -> bytes:
-    """StableHLO bytecode with deprecated ops rewritten into their current forms by StableHLO's
-    own pass (jaxlib's HLO -> StableHLO converter still emits `dot`, for example)."""
-    import io
-
-    from jaxlib.mlir.dialects import stablehlo
-    from jaxlib.mlir.passmanager import PassManager
-
-    global _passes_registered
-    with _MLIR_LOCK:
-        if not _passes_registered:
-            stablehlo.register_stablehlo_passes()
-            _passes_registered = True
-    module, ctx = parse_module(code)
-    with ctx:
-        PassManager.parse("builtin.module(func.func(stablehlo-legalize-deprecated-ops"
-                          "{fail-on-unused=false}))").run(module.operation)
-        out = io.BytesIO()
-        module.operation.write_bytecode(out)
-    return out.getvalue()
+    """Bytes -> (an MLIR module, its context) (kept inside this file)."""
+    ctx = mlir.new_context()
+    return mlir.parse(readable(code), ctx), ctx
 
 
 def module_text(code: bytes) -> str:

@@ -19,12 +19,18 @@ import numpy as np
 from .. import __version__
 from ..bridge import keep
 from ..compiler import compile_program, ir
-from ..compiler.importer import module_text, stablehlo_versions
+from ..compiler.importer import module_text, readable, stablehlo_versions
 from ..compiler.lowering.callbacks import host_callback_names
 from ..compiler.placement import CPU_ONLY_DTYPES
 from ..element_types import numpy_dtype
-from ..errors import InvalidArgumentError, UnimplementedError, XlaMetalError
+from ..errors import (
+    FailedPreconditionError,
+    InvalidArgumentError,
+    UnimplementedError,
+    XlaMetalError,
+)
 from ..memory_kinds import DEFAULT_MEMORY_KIND, MEMORY_KINDS, result_memory_ids
+from ..reader import client as reader
 from . import compile_options, execution, hlo_program, introspection, serialization
 from .dtypes import (
     PJRT_TYPE,
@@ -94,6 +100,12 @@ def client_create(args: Any) -> None:
     mlx_version = getattr(mx, "__version__", "?")
     args.platform_version = keep(f"xla-metal {__version__}; mlx {mlx_version}".encode())
     args.device_kind = keep(_device_kind(device).encode())
+    # The process that reads programs for us (xla_metal/reader) imports jaxlib while the
+    # frontend traces its first program. If it cannot start, that first compile says why.
+    try:
+        reader.start_in_background()
+    except FailedPreconditionError:
+        pass
 
 
 def memory_stats(args: Any) -> None:
@@ -225,7 +237,7 @@ def program_text(args: Any) -> None:
 
 def cost_analysis(args: Any) -> None:
     exe = _get(args.executable, Executable)
-    costs = introspection.cost_analysis(exe.code)
+    costs = introspection.cost_analysis(readable(exe.code))  # XLA's reader, in this process
     names = keep([keep(name.encode()) for name in costs])
     name_array = keep((C.c_char_p * max(len(names), 1))(*names))
     value_array = keep((C.c_double * max(len(costs), 1))(*costs.values()))

@@ -4,8 +4,8 @@ any StableHLO program."""
 
 from __future__ import annotations
 
-from ..compiler.importer import upgrade_deprecated_ops
 from ..errors import InvalidArgumentError
+from ..reader import client as reader
 from . import protowire
 
 # HloModuleProtoWithConfig: field 1 is the HloModuleProto, field 2 the module config.
@@ -28,14 +28,9 @@ def module_of_config_proto(data: bytes) -> bytes:
 
 
 def to_stablehlo(code: bytes, with_config: bool) -> bytes:
-    """StableHLO bytecode for a serialized HloModuleProto (or HloModuleProtoWithConfig)."""
-    from jax._src.lib import _jax
-
+    """StableHLO bytecode for a serialized HloModuleProto (or HloModuleProtoWithConfig).
+    jaxlib's converter aborts or hangs on some corrupt protos, so it runs in the reader
+    process (xla_metal/reader), which also upgrades deprecated ops (the converter still emits
+    `dot`, for example) and answers with the bytecode."""
     proto = module_of_config_proto(code) if with_config else code
-    try:
-        stablehlo = bytes(_jax.mlir.hlo_to_stablehlo(proto))
-    except Exception as e:  # jaxlib's parser or converter refused it
-        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise InvalidArgumentError(f"[compile] the 'hlo' program ({len(proto)} bytes) is not "
-                                   f"an HloModuleProto jaxlib can convert: {detail}") from e
-    return upgrade_deprecated_ops(stablehlo)
+    return reader.convert_hlo(proto)
