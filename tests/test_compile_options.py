@@ -80,3 +80,16 @@ def test_the_debug_option_table_comes_from_jaxlib() -> None:
     assert types["xla_embed_ir_in_executable"] == 8  # bool
     assert types["xla_dump_to"] == 9  # string
     assert len(types) > 100
+
+
+def test_effort_knobs_left_among_the_overrides_are_accepted() -> None:
+    """jax 0.11 leaves XLA's effort knobs among the overrides (XLA puts them on the build
+    options); jax 0.10 takes them out itself. Either way they are accepted; a typo is not."""
+    proto = _jax.CompileOptions()
+    proto.env_option_overrides = [("exec_time_optimization_effort", 0.5),
+                                  ("memory_fitting_effort", -1.0),
+                                  ("optimization_level", 1), ("memory_fitting_level", 2)]
+    compile_options.check(proto.SerializeAsString())
+    proto.env_option_overrides = [("optimization_level", "high")]
+    with pytest.raises(InvalidArgumentError, match="not a valid int32 value"):
+        compile_options.check(proto.SerializeAsString())

@@ -67,13 +67,18 @@ def program(metal: jax.Device):
         jax.config.update("jax_include_full_tracebacks_in_locations", full)
     serialized = metal.client.serialize_executable(namespace["compiled"].runtime_executable())
     start = serialized.find(serialization.MAGIC)  # JAX's metadata, then our blob
-    code = serialization.load(serialized[start:], "cpu")
+    code = serialization.load(serialized[start:], _platform(metal))
     assert b"layer.py" in code and b"test_robust" not in code
     return serialized[:start], code, (x, w)
 
 
+def _platform(metal: jax.Device) -> str:
+    """The MLX device our executables are written for: 'cpu' here, 'gpu' on a GPU machine."""
+    return "cpu" if metal.device_kind == "MLX CPU" else "gpu"
+
+
 def _deserialize(metal: jax.Device, prefix: bytes, code: bytes):
-    blob = prefix + serialization.dump(code, "cpu")  # a valid checksum over corrupt bytes
+    blob = prefix + serialization.dump(code, _platform(metal))  # valid checksum, corrupt bytes
     return metal.client.deserialize_executable(blob, executable_devices=[metal])
 
 
