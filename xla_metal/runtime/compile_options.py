@@ -38,12 +38,6 @@ _BOOL, _STRING, _ENUM = 8, 9, 14
 
 _XLA_PROTO_MARKER = b"\n\rxla/xla.proto"  # FileDescriptorProto field 1 (name) = xla/xla.proto
 
-# XLA's compilation-effort knobs, fields of ExecutableBuildOptions rather than DebugOptions.
-# jax 0.10 moves them out of the overrides itself; jax 0.11 leaves them there and XLA applies
-# them to the build options, so they are accepted (with no effect: XLA's passes do not run).
-_BUILD_OPTION_TYPES = {"exec_time_optimization_effort": 2, "memory_fitting_effort": 2,
-                       "optimization_level": 5, "memory_fitting_level": 5}
-
 
 def env_option_overrides(proto: bytes) -> list[tuple[str, OptionValue]]:
     """The (name, value) overrides inside a serialized CompileOptionsProto."""
@@ -130,8 +124,8 @@ def check(proto: bytes) -> None:
     overrides = env_option_overrides(proto)
     if not overrides:
         return
-    types = {**debug_option_types(), **_BUILD_OPTION_TYPES}
-    if len(types) == len(_BUILD_OPTION_TYPES):
+    types = debug_option_types()
+    if not types:
         raise InvalidArgumentError(
             f"[compile] cannot check compile option '{overrides[0][0]}': the installed jaxlib "
             f"carries no description of XLA's DebugOptions")
