@@ -97,6 +97,18 @@ def run_file(tests: Path, name: str, cases: int, budget: int, out: Path) -> File
     return result
 
 
+def _collected(folder: Path, name: str) -> FileResult:
+    """A file's result from a JUnit file pytest finished writing (pytest writes it at the end
+    of the session, so a file still running has none)."""
+    result = FileResult(name)
+    xml = folder / f"{name}.xml"
+    if xml.exists():
+        parse_junit(xml, result)
+    else:
+        result.status = "not completed"
+    return result
+
+
 def report(results: list[FileResult], cases: int) -> str:
     lines = [f"# JAX upstream tests on 'metal' ({datetime.date.today()})", "",
              f"JAX_NUM_GENERATED_CASES={cases}; JAX_PLATFORMS=metal,cpu; command: "
@@ -136,7 +148,18 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=900, help="seconds per file")
     parser.add_argument("--out", type=Path, default=Path("docs"))
     parser.add_argument("--jobs", type=int, default=1, help="files run at once")
+    parser.add_argument("--from-xml", type=Path,
+                        help="write the report from a run's JUnit files in this folder (a run "
+                             "still going, or one that was stopped) instead of running; files "
+                             "without one are listed as not completed")
     args = parser.parse_args()
+    if args.from_xml:
+        results = [_collected(args.from_xml, name) for name in args.files]
+        args.out.mkdir(exist_ok=True)
+        path = args.out / f"upstream-{datetime.date.today()}.md"
+        path.write_text(report(results, args.cases))
+        print(f"report: {path}")
+        return
     work = Path(os.environ.get("TMPDIR", "/tmp")) / "xla-metal-upstream"
     work.mkdir(parents=True, exist_ok=True)
 
