@@ -360,3 +360,31 @@ def test_complex128_is_refused_by_name(metal) -> None:
         a = np.eye(3, dtype=np.complex128)
         with pytest.raises(Exception, match="complex128"):
             jax.block_until_ready(jax.jit(jnp.linalg.eigh, device=metal)(a))
+
+
+@pytest.mark.parametrize("shape", [(2, 5000), (4100, 3), (2, 3, 2100)])
+@pytest.mark.parametrize("dtype", ["float32", "complex64"])
+def test_reduced_svd_of_a_long_matrix(shape, dtype, metal, cpu) -> None:
+    """MLX computes both square SVD factors (2 x 400,000 in JAX's own pinv test: 640 GB, and
+    MLX's CPU SVD crashed the process); a reduced SVD of a long matrix goes through QR."""
+    a = _rand(np.random.default_rng(7), shape, dtype)
+    fn = jax.jit(lambda x: jnp.linalg.svd(x, full_matrices=False))
+    u, s, vt = (np.asarray(t) for t in fn(jax.device_put(a, metal)))
+    k = min(shape[-2:])
+    assert u.shape == (*shape[:-1], k) and vt.shape == (*shape[:-2], k, shape[-1])
+    np.testing.assert_allclose(s, np.asarray(fn(jax.device_put(a, cpu))[1]), rtol=1e-4)
+    np.testing.assert_allclose((u * s[..., None, :]) @ vt, a, atol=1e-4)
+    np.testing.assert_allclose(_mH(u) @ u, np.broadcast_to(np.eye(k), (*shape[:-2], k, k)),
+                               atol=1e-5)
+    np.testing.assert_allclose(_run(jnp.linalg.pinv, [a], metal), _run(jnp.linalg.pinv, [a], cpu),
+                               rtol=1e-3, atol=1e-5)
+
+
+def test_complex_nan_constant_in_a_fused_kernel(metal, cpu) -> None:
+    """MLX's fused CPU kernels print one-element constants as C++ literals, and a complex
+    NaN/infinity as one that does not compile (JAX's hermitian pinv holds such a constant)."""
+    def f(x):
+        return jnp.where(jnp.abs(x) > 2, x, jnp.complex64(complex(np.nan, 0.0))) + 1
+
+    x = np.array([1 + 1j, 3 + 0j], np.complex64)
+    np.testing.assert_array_equal(_run(f, [x], metal), _run(f, [x], cpu))

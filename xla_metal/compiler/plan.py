@@ -104,7 +104,12 @@ class BlockPlan:
                 slot[id(r)] = len(template)
                 template.append(None)
             if operation.op is Op.CONSTANT:
-                template[slot[id(operation.results[0])]] = _constant(operation)
+                value = _constant(operation)
+                if _printed_badly(value):
+                    steps.append((_unprinted(value), operation, [], [slot[id(r)] for r in
+                                                                      operation.results], [], []))
+                else:
+                    template[slot[id(operation.results[0])]] = value
                 continue
             rule = emulated_dtypes.adapt(operation, registry.get_rule(operation, program.platform))
             if needs_cpu_stream(operation, program.platform):
@@ -140,6 +145,23 @@ def _constant(operation: Operation) -> Any:
     # thread cannot be evaluated on the thread that executes.
     mx.eval(array)
     return array
+
+
+def _printed_badly(value: mx.array) -> bool:
+    """A one-element complex constant holding NaN or infinity: mx.compile writes one-element
+    constants into its fused CPU kernels as C++ literals, and prints these as
+    `complex64_t(nan, 0)`, which does not compile ("Failed to compile function ...")."""
+    if value.dtype != mx.complex64 or value.size != 1:
+        return False
+    return not bool(mx.all(mx.isfinite(value)).item())
+
+
+def _unprinted(value: mx.array) -> Callable[..., list[Any]]:
+    """A rule giving `value` as the slice of a two-element constant: a node in the graph,
+    which fused kernels read as an input instead of writing it as a literal."""
+    pair = mx.repeat(value.reshape(1), 2)
+    mx.eval(pair)
+    return lambda ctx, operation: [pair[:1].reshape(value.shape)]
 
 
 def _has_control_flow(module: Module, function: str, seen: set[str] | None = None) -> bool:

@@ -42,6 +42,8 @@ from .householder import (
     _qr_rule,
     _tridiagonal_rule,
     _tridiagonal_solve_rule,
+    geqrf,
+    householder_product,
 )
 from .linalg_base import (
     _TRSM_BLOCK,
@@ -193,13 +195,38 @@ def svd(a: mx.array, full_matrices: bool, compute_uv: bool, lo: int,
     if not compute_uv:
         values: Any = mx.linalg.svd(clean, compute_uv=False, stream=CPU)
         return [_nan_unless(ok, values[..., lo:hi], 1)]
-    factors: Any = mx.linalg.svd(clean, compute_uv=True, stream=CPU)
-    u, s, vt = factors
-    if not full_matrices:
-        u, vt = u[..., :, :k], vt[..., :k, :]
+    if not full_matrices and max(m, n) ** 2 > _FULL_FACTOR_ELEMENTS:
+        u, s, vt = _reduced_svd(clean)
+    else:
+        factors: Any = mx.linalg.svd(clean, compute_uv=True, stream=CPU)
+        u, s, vt = factors
+        if not full_matrices:
+            u, vt = u[..., :, :k], vt[..., :k, :]
     if (lo, hi) != (0, k):
         s, u, vt = s[..., lo:hi], u[..., :, lo:hi], vt[..., lo:hi, :]
     return [_nan_unless(ok, s, 1), _nan_unless(ok, u, 2), _nan_unless(ok, vt, 2)]
+
+
+# MLX's SVD always computes both square factors: for a 2 x 400,000 matrix (jnp.linalg.pinv in
+# JAX's linalg_test) V alone would be 640 GB, and MLX's CPU SVD crashes the process instead of
+# raising. Past this many elements in the larger square factor, a reduced SVD goes through a QR
+# factorization first, so that only k x k is decomposed (k = the smaller side).
+_FULL_FACTOR_ELEMENTS = 1 << 22
+
+
+def _reduced_svd(a: mx.array) -> tuple[mx.array, mx.array, mx.array]:
+    """(u [.., m, k], s, vt [.., k, n]) of a, from the SVD of R in a = QR (tall) or
+    a^H = QR (wide): a = Q R = (Q U') S V'^H, or a = R^H Q^H = U' S (V'^H Q^H)."""
+    m, n = a.shape[-2:]
+    tall = a if m >= n else _mH(a)
+    k = tall.shape[-1]
+    packed, taus = geqrf(tall)
+    q = householder_product(packed, taus)  # [.., max, k]
+    r = mx.triu(packed[..., :k, :])
+    u, s, vt = mx.linalg.svd(r if m >= n else _mH(r), compute_uv=True, stream=CPU)
+    if m >= n:
+        return mx.matmul(q, u, stream=CPU), s, vt
+    return u, s, mx.matmul(vt, _mH(q), stream=CPU)
 
 
 def _svd_rule(ctx, op: Operation, a: mx.array) -> Sequence[mx.array]:
