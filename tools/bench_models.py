@@ -26,6 +26,8 @@ import sys
 import time
 from collections.abc import Callable
 
+from bench_options import add_size_arguments
+
 OPENBLAS = "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0"
 CONTENDERS = ("metal", "mlx", "cpu")
 
@@ -40,14 +42,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--blas", default=OPENBLAS,
                    help="BLAS to load before MLX on the CPU ('' = none)")
-    p.add_argument("--mlp-batch", type=int, default=256)
-    p.add_argument("--mlp-width", type=int, default=1024)
-    p.add_argument("--lm-batch", type=int, default=8)
-    p.add_argument("--lm-seq", type=int, default=128)
-    p.add_argument("--resnet-batch", type=int, default=None,
-                   help="default 32 on cpu, 128 on gpu")
-    p.add_argument("--gru-steps", type=int, default=256)
-    p.add_argument("--gru-batch", type=int, default=16)
+    add_size_arguments(p)
     p.add_argument("--calls", type=int, default=10_000, help="dispatch: calls per repeat")
     p.add_argument("--out", default="docs", help="folder for the table and plot ('' = none)")
     return p.parse_args()

@@ -176,6 +176,7 @@ def gru(args) -> Workload:
 WORKLOADS = {"mlp": mlp, "lm": lm, "resnet": resnet, "gru": gru}
 
 
+
 def step_peak_bytes(run) -> int:
     """MLX memory one step needs above what is already held (MLX's peak counter)."""
     mx.synchronize()

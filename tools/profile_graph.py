@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bench_options import add_size_arguments
+
 
 def per_step_ms(fn: Callable[..., Any], inputs: list[Any], steps: int) -> float:
     import mlx.core as mx
@@ -73,11 +75,7 @@ def main() -> None:
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     p.add_argument("--only", default="mlp,lm,resnet")
     p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--mlp-batch", type=int, default=256)
-    p.add_argument("--mlp-width", type=int, default=1024)
-    p.add_argument("--lm-batch", type=int, default=8)
-    p.add_argument("--lm-seq", type=int, default=128)
-    p.add_argument("--resnet-batch", type=int, default=None)
+    add_size_arguments(p)
     args = p.parse_args()
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

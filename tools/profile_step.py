@@ -23,6 +23,8 @@ import pstats
 import sys
 import time
 
+from bench_options import add_size_arguments
+
 # MLX's calls that evaluate or wait for the device. MLX's functions are not Python functions
 # (cProfile does not see them), so they are wrapped with a clock instead.
 EVAL_CALLS = ("eval", "async_eval", "synchronize")
@@ -63,13 +65,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--top", type=int, default=0)
-    p.add_argument("--mlp-batch", type=int, default=256)
-    p.add_argument("--mlp-width", type=int, default=1024)
-    p.add_argument("--lm-batch", type=int, default=8)
-    p.add_argument("--lm-seq", type=int, default=128)
-    p.add_argument("--resnet-batch", type=int, default=None)
-    p.add_argument("--gru-steps", type=int, default=256)
-    p.add_argument("--gru-batch", type=int, default=16)
+    add_size_arguments(p)
     args = p.parse_args()
     os.environ["XLA_METAL_DEVICE"] = args.device
     os.environ.setdefault("JAX_PLATFORMS", "metal,cpu")
