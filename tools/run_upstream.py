@@ -153,13 +153,15 @@ def main() -> None:
                              "still going, or one that was stopped) instead of running; files "
                              "without one are listed as not completed")
     args = parser.parse_args()
-    if args.from_xml:
-        results = [_collected(args.from_xml, name) for name in args.files]
-        args.out.mkdir(exist_ok=True)
-        path = args.out / f"upstream-{datetime.date.today()}.md"
-        path.write_text(report(results, args.cases))
-        print(f"report: {path}")
-        return
+    results = [_collected(args.from_xml, name) for name in args.files] if args.from_xml \
+        else _run(args)
+    args.out.mkdir(exist_ok=True)
+    path = args.out / f"upstream-{datetime.date.today()}.md"
+    path.write_text(report(results, args.cases))
+    print(f"report: {path}")
+
+
+def _run(args: argparse.Namespace) -> list[FileResult]:
     work = Path(os.environ.get("TMPDIR", "/tmp")) / "xla-metal-upstream"
     work.mkdir(parents=True, exist_ok=True)
 
@@ -171,12 +173,7 @@ def main() -> None:
 
     # Files are independent processes; --jobs runs several at once (results keep file order).
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        results = list(pool.map(run_one, args.files))
-    args.out.mkdir(exist_ok=True)
-    path = args.out / f"upstream-{datetime.date.today()}.md"
-    path.write_text(report(results, args.cases))
-    print(f"report: {path}")
-
+        return list(pool.map(run_one, args.files))
 
 if __name__ == "__main__":
     main()
