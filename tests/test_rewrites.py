@@ -192,3 +192,80 @@ def test_transposed_convolution():
         return lax.conv_transpose(x, w, (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
     compare(f, f32(2, 5, 5, 3), f32(3, 3, 3, 4), tol=(1e-4, 1e-5))
+
+
+# ------------------------------------------------------------------- reductions
+
+
+def _reduces(fn, *args):
+    return [o for o in ops_of(fn, *args) if o.op is Op.REDUCE]
+
+
+def test_softmax_reductions_keep_dims_and_skip_identity_inits():
+    def f(x):  # max and sum, each broadcast back over the reduced axis
+        return jax.nn.softmax(x, axis=-1), jax.grad(lambda x: jnp.sum(jax.nn.softmax(x) ** 2))(x)
+
+    x = f32(4, 9)
+    reduces = _reduces(f, x)
+    assert reduces and all(o.attrs.get("init_is_identity") for o in reduces)
+    kept = [o for o in reduces if o.attrs.get("keepdims")]
+    assert kept and all(o.results[0].type.shape == (4, 1) for o in kept)
+    compare(f, x)
+
+
+def test_reduction_read_by_a_reshape_keeps_dims():
+    def f(x):  # bias gradient shape: a sum over rows, then reshaped
+        return jnp.sum(x, axis=(0, 1)).reshape(3, 2)
+
+    x = f32(5, 4, 6)
+    (r,) = _reduces(f, x)
+    assert r.attrs.get("keepdims") and r.results[0].type.shape == (1, 1, 6)
+    compare(f, x)
+
+
+def test_reduction_read_elsewhere_keeps_its_shape():
+    def f(x):
+        s = jnp.sum(x, axis=1)
+        return s * 2.0, x - s[:, None]
+
+    x = f32(3, 5)
+    (r,) = _reduces(f, x)
+    assert not r.attrs.get("keepdims") and r.results[0].type.shape == (3,)
+    compare(f, x)
+
+
+def test_inits_that_are_not_identities_are_combined():
+    def f(x):  # (an init of -0.0 for add JAX itself turns into a sum from +0.0)
+        return (lax.reduce(x, np.float32(1.5), lax.add, (1,)),
+                lax.reduce(x, np.float32(2.0), lax.mul, (1,)),
+                lax.reduce(x, np.float32(0.25), lax.max, (0,)),
+                lax.reduce(x.astype(np.int32), np.int32(0), lax.max, (0,)))
+
+    x = np.array([[-0.0, -0.0], [-3.0, -2.0]], np.float32)
+    reduces = _reduces(f, x)
+    assert len(reduces) == 4 and not any(o.attrs.get("init_is_identity") for o in reduces)
+    compare(f, x)
+
+
+def test_identity_inits_for_every_monoid_and_dtype():
+    def f(x, i, b):
+        return (jnp.sum(x, 1), jnp.prod(x, 1), jnp.max(x, 1), jnp.min(x, 1), jnp.sum(i, 1),
+                jnp.max(i, 1), jnp.min(i, 1), jnp.prod(i, 1), jnp.any(b, 1), jnp.all(b, 1),
+                jnp.sum(x.astype(np.complex64), 1))
+
+    x = np.array([[-0.0, -0.0, -0.0], [np.nan, 1.0, 2.0], [np.inf, -np.inf, 3.0]], np.float32)
+    i = np.array([[-5, 7, 1], [2, 3, 4], [0, 0, 0]], np.int32)
+    b = np.array([[True, False, True], [True, True, True], [False, False, False]])
+    reduces = _reduces(f, x, i, b)
+    assert len(reduces) == 11 and all(o.attrs.get("init_is_identity") for o in reduces)
+    compare(f, x, i, b)
+
+
+def test_reduction_broadcast_to_a_higher_rank_keeps_dims():
+    def f(x):
+        return jnp.broadcast_to(jnp.max(x, axis=1)[:, None], (2, 4, 9)) - x
+
+    x = f32(4, 9)
+    (r,) = _reduces(f, x)
+    assert r.attrs.get("keepdims") and r.results[0].type.shape == (4, 1)
+    compare(f, x)

@@ -7,14 +7,23 @@
   with its trip count (attrs["trip_count"]), so the lowering runs it without reading its
   condition back; when count x body size is small it is marked attrs["unroll"] and traced
   straight into the enclosing mx.compile, as a native MLX loop would be.
+- A reduce whose init is its combiner's identity (JAX's sums start from +0.0, its maxima from
+  -inf) is marked attrs["init_is_identity"]: combining the init would cost an Add and a
+  Broadcast node per reduce, and change no value (MLX's own sums start from +0.0).
+- A reduce read only by reshapes, and by broadcast_in_dims that put its kept dims back where
+  they were, keeps its reduced dims as size 1 (attrs["keepdims"]): MLX's reduction then needs
+  no Squeeze node and the broadcast no Reshape (softmax, norms and their gradients are full of
+  this pair).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..runtime.dtypes import MLX_DTYPE, PAIRS
 from .importer import DotDims
 from .ir import Block, Module, Op, Operation, TensorType, Value, walk
+from .lowering.regions import combiner
 
 # Operations a loop may put into one mx.compile trace when unrolled (trip count x body ops).
 UNROLL_LIMIT = 10_000
@@ -130,5 +139,83 @@ def mark_counted_loops(module: Module) -> Module:
     return module
 
 
+def _is_identity(kind: str, value: object) -> bool:
+    """Is `value` (a scalar) the identity of the monoid `kind` for its dtype?"""
+    v = np.asarray(value).reshape(())
+    dt = v.dtype
+    if dt == np.bool_:
+        return bool(v) == (kind in ("MUL", "MIN", "AND"))
+    if dt.kind in "iu":
+        info = np.iinfo(dt)
+        want = {"ADD": 0, "OR": 0, "MUL": 1, "MAX": info.min, "MIN": info.max,
+                "AND": -1 if dt.kind == "i" else info.max}
+        return int(v) == want[kind]
+    if dt.kind == "c":
+        z = complex(v)
+        return kind in ("ADD", "MUL") and z.imag == 0 and not np.signbit(z.imag) and \
+            _is_identity(kind, np.float64(z.real))
+    x = float(v)
+    return {"ADD": x == 0 and not np.signbit(x), "MUL": x == 1.0,
+            "MAX": x == -np.inf, "MIN": x == np.inf}.get(kind, False)
+
+
+def _native(t: object) -> bool:
+    """A type MLX holds as it is (not a float8 carrier or a complex128 pair)."""
+    return isinstance(t, TensorType) and t.dtype in MLX_DTYPE and t.dtype not in PAIRS
+
+
+def _users(module: Module) -> dict[int, list[Operation]]:
+    users: dict[int, list[Operation]] = {}
+    for fn in module.functions.values():
+        for operation in walk(fn.body):
+            for v in operation.operands:
+                users.setdefault(id(v), []).append(operation)
+    return users
+
+
+def simplify_reductions(module: Module) -> Module:
+    defs, users = _definitions(module), _users(module)
+    for fn in module.functions.values():
+        for operation in walk(fn.body):
+            if operation.op is not Op.REDUCE or len(operation.results) != 1:
+                continue
+            kind = combiner(operation.regions[0])
+            x, out = operation.operands[0], operation.results[0]
+            if kind in (None, "SET") or not _native(x.type) or not _native(out.type):
+                continue
+            init = defs.get(id(operation.operands[1]))
+            if init is not None and init.op is Op.CONSTANT and \
+                    _is_identity(kind, init.attrs["value"]):
+                operation.attrs["init_is_identity"] = True
+            _keep_reduced_dims(operation, users.get(id(out), []))
+    return module
+
+
+def _keep_reduced_dims(reduce: Operation, readers: list[Operation]) -> None:
+    x, out = reduce.operands[0].type, reduce.results[0].type
+    assert isinstance(x, TensorType) and isinstance(out, TensorType)
+    axes = {int(d) for d in reduce.attrs["dimensions"]}
+    kept = [d for d in range(x.rank) if d not in axes]
+    if not readers or not axes:
+        return
+    for reader in readers:
+        if reader.op is Op.RESHAPE:
+            continue
+        target = reader.results[0].type if reader.op is Op.BROADCAST_IN_DIM else None
+        if not isinstance(target, TensorType) or target.rank < x.rank:
+            return
+        offset = target.rank - x.rank
+        if [int(d) for d in reader.attrs["broadcast_dimensions"]] != [d + offset for d in kept]:
+            return
+    reduce.attrs["keepdims"] = True
+    reduce.results[0].type = TensorType(
+        tuple(1 if d in axes else n for d, n in enumerate(x.shape)), out.dtype)
+    for reader in readers:
+        target = reader.results[0].type
+        if reader.op is Op.BROADCAST_IN_DIM and isinstance(target, TensorType):
+            # the kept value has x's rank: its dims go, in order, to the target's last ones
+            reader.attrs["broadcast_dimensions"] = tuple(range(target.rank - x.rank, target.rank))
+
+
 def rewrite(module: Module) -> Module:
-    return mark_counted_loops(fold_dot_transpose(module))
+    return mark_counted_loops(simplify_reductions(fold_dot_transpose(module)))

@@ -19,7 +19,7 @@ from ..importer import ConvDims, DotDims
 from ..ir import Op, Operation
 from .elementwise import make_complex
 from .registry import lowering, register_check, single
-from .shape import out_type, pad
+from .shape import out_type, pad, permuted
 
 _INEXACT = (mx.float16, mx.bfloat16, mx.float32, mx.float64, mx.complex64)
 _CHUNK_ELEMENTS = 1 << 24
@@ -51,13 +51,17 @@ def dot_general(lhs: mx.array, rhs: mx.array, dims: DotDims, out_dtype: mx.Dtype
     lf_shape = [lhs.shape[d] for d in lf]
     rf_shape = [rhs.shape[d] for d in rf]
     k = math.prod(lhs.shape[d] for d in lc)
+    if k == 0:
+        return mx.zeros((*batch_shape, *lf_shape, *rf_shape), out_dtype)
     # Transposes are views MLX's matmul reads in place; a reshape of a transposed view is a
     # copy, so operands are collapsed to [*batch, M, K] / [*batch, K, N] only when they have
-    # several (or no) free or contracting dims.
-    a = mx.transpose(lhs, lb + lf + lc)
-    if len(lf) != 1 or len(lc) != 1:
+    # several (or no) free or contracting dims. A dense layer ([*lf, K] x [K, N], no batch
+    # dims) needs no collapse at all: MLX's matmul broadcasts the [K, N] operand.
+    dense = not lb and len(lc) == 1 and len(rc) == 1 and len(rf) == 1 and len(lf) >= 1
+    a = permuted(lhs, lb + lf + lc)
+    if (len(lf) != 1 or len(lc) != 1) and not dense:
         a = a.reshape(*batch_shape, math.prod(lf_shape), k)
-    b = mx.transpose(rhs, rb + rc + rf)
+    b = permuted(rhs, rb + rc + rf)
     if len(rf) != 1 or len(rc) != 1:
         b = b.reshape(*batch_shape, k, math.prod(rf_shape))
     if a.dtype != out_dtype:
@@ -65,11 +69,11 @@ def dot_general(lhs: mx.array, rhs: mx.array, dims: DotDims, out_dtype: mx.Dtype
     if b.dtype != out_dtype:
         b = b.astype(out_dtype)
     if out_dtype in _INEXACT:
-        out = mx.matmul(a, b) if k > 0 else \
-            mx.zeros((*batch_shape, a.shape[-2], b.shape[-1]), out_dtype)
+        out = mx.matmul(a, b)
     else:
         bsz = math.prod(batch_shape)
-        out = _int_matmul(a.reshape(bsz, a.shape[-2], k), b.reshape(bsz, k, b.shape[-1]))
+        out = _int_matmul(a.reshape(bsz, math.prod(lf_shape), k),
+                          b.reshape(bsz, k, math.prod(rf_shape)))
     return out.reshape((*batch_shape, *lf_shape, *rf_shape))
 
 
@@ -223,10 +227,10 @@ def _convolution(ctx, op: Operation, lhs: mx.array, rhs: mx.array) -> mx.array:
     dn: ConvDims = op.attrs["dimension_numbers"]
     nsp = len(dn.input_spatial_dimensions)
     dtype = _dtypes.mlx_dtype(out_type(op).dtype)
-    x = mx.transpose(lhs, [dn.input_batch_dimension, *dn.input_spatial_dimensions,
-                           dn.input_feature_dimension]).astype(dtype)
-    w = mx.transpose(rhs, [dn.kernel_output_feature_dimension, *dn.kernel_spatial_dimensions,
-                           dn.kernel_input_feature_dimension]).astype(dtype)
+    x = permuted(lhs, [dn.input_batch_dimension, *dn.input_spatial_dimensions,
+                      dn.input_feature_dimension]).astype(dtype)
+    w = permuted(rhs, [dn.kernel_output_feature_dimension, *dn.kernel_spatial_dimensions,
+                      dn.kernel_input_feature_dimension]).astype(dtype)
     win = _window(op, nsp)
     reversal = op.attrs.get("window_reversal")
     if reversal is not None and any(reversal):
@@ -252,7 +256,7 @@ def _convolution(ctx, op: Operation, lhs: mx.array, rhs: mx.array) -> mx.array:
     src[dn.output_feature_dimension] = nsp + 1
     for j, d in enumerate(dn.output_spatial_dimensions):
         src[d] = 1 + j
-    return mx.transpose(out, src)
+    return permuted(out, src)
 
 
 # --------------------------------------------------------------------------------- fft

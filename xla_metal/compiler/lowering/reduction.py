@@ -17,6 +17,7 @@ import mlx.core as mx
 from ..ir import Op, Operation
 from .regions import combiner
 from .registry import register_lowering
+from .shape import out_type
 
 _MONOID: dict[str, Callable[[mx.array, mx.array], mx.array]] = {
     "ADD": mx.add, "MUL": mx.multiply, "MAX": mx.maximum, "MIN": mx.minimum,
@@ -50,22 +51,23 @@ def _blocked_sum(x: mx.array, axes: list[int]) -> mx.array:
     return flat.reshape(*kept_shape, blocks, _SUM_BLOCK).sum(-1).sum(-1)
 
 
-def _fast_reduce(kind: str, x: mx.array, axes: list[int]) -> mx.array | None:
+def _fast_reduce(kind: str, x: mx.array, axes: list[int], keep: bool) -> mx.array | None:
     if x.dtype == mx.bool_:
         if kind in ("ADD", "MAX", "OR"):
-            return mx.any(x, axis=axes)
-        return mx.all(x, axis=axes)
+            return mx.any(x, axis=axes, keepdims=keep)
+        return mx.all(x, axis=axes, keepdims=keep)
     if kind == "ADD" and x.dtype in _FLOAT_SUMS and \
             math.prod(x.shape[d] for d in axes) > 4 * _SUM_BLOCK:
-        return _blocked_sum(x, axes).astype(x.dtype)
+        r = _blocked_sum(x, axes).astype(x.dtype)
+        return mx.expand_dims(r, axes) if keep else r
     if kind == "ADD":
-        return mx.sum(x, axis=axes).astype(x.dtype)
+        return mx.sum(x, axis=axes, keepdims=keep).astype(x.dtype)
     if kind == "MUL":
-        return mx.prod(x, axis=axes).astype(x.dtype)
+        return mx.prod(x, axis=axes, keepdims=keep).astype(x.dtype)
     if kind == "MAX":
-        return mx.max(x, axis=axes)
+        return mx.max(x, axis=axes, keepdims=keep)
     if kind == "MIN":
-        return mx.min(x, axis=axes)
+        return mx.min(x, axis=axes, keepdims=keep)
     return None  # bitwise and/or over ints: the tree path
 
 
@@ -99,16 +101,20 @@ def _reduce(ctx, op: Operation, *args: mx.array) -> Sequence[mx.array]:
     axes = sorted(int(d) for d in op.attrs["dimensions"])
     if not axes:  # XLA returns the operands unchanged (the init is not applied)
         return list(xs)
+    # keepdims and init_is_identity: set by rewrites.simplify_reductions (single results only)
+    keep = bool(op.attrs.get("keepdims"))
     kind = combiner(op.regions[0]) if n == 1 else None
     if kind is not None and kind != "SET":
         x, init = xs[0], inits[0]
         if any(x.shape[d] == 0 for d in axes):
-            shape = [x.shape[d] for d in range(x.ndim) if d not in axes]
-            return (mx.broadcast_to(init.astype(x.dtype), shape),)
-        r = _fast_reduce(kind, x, axes)
+            return (mx.broadcast_to(init.astype(x.dtype), out_type(op).shape),)
+        r = _fast_reduce(kind, x, axes, keep)
+        if r is not None and op.attrs.get("init_is_identity"):
+            return (r,)
         if r is not None:
             return (monoid(kind, x.dtype)(r, init.astype(x.dtype)),)
-    return tree_reduce(ctx.region(0), xs, inits, axes)
+    results = tree_reduce(ctx.region(0), xs, inits, axes)
+    return [r.reshape(out_type(op).shape) for r in results] if keep else results
 
 
 register_lowering(Op.REDUCE, _reduce)

@@ -25,6 +25,12 @@ def out_type(op: Operation, i: int = 0) -> TensorType:
     return t
 
 
+def permuted(x: mx.array, perm: list[int]) -> mx.array:
+    """mx.transpose, but no node for the identity permutation (MLX makes one: a graph node
+    costs host time in every evaluation)."""
+    return x if list(perm) == list(range(x.ndim)) else mx.transpose(x, perm)
+
+
 def broadcast_in_dim(x: mx.array, shape: tuple[int, ...], dims: tuple[int, ...]) -> mx.array:
     order = sorted(range(len(dims)), key=lambda i: dims[i])
     if order != list(range(len(dims))):
@@ -67,7 +73,7 @@ def _reshape(ctx, op: Operation, x: mx.array) -> mx.array:
 @lowering(Op.TRANSPOSE)
 @single
 def _transpose(ctx, op: Operation, x: mx.array) -> mx.array:
-    return mx.transpose(x, list(op.attrs["permutation"]))
+    return permuted(x, list(op.attrs["permutation"]))
 
 
 @lowering(Op.SLICE)
@@ -220,7 +226,7 @@ def _gather(ctx, op: Operation, x: mx.array, indices: mx.array) -> mx.array:
             perm.append(b)
             b += 1
     if perm != list(range(rank)):
-        vals = mx.transpose(vals, perm)
+        vals = permuted(vals, perm)
     return vals
 
 
@@ -314,7 +320,7 @@ def _scatter(ctx, op: Operation, *args: mx.array) -> list[mx.array]:
     perm = scatter_dims_u + list(dn.update_window_dims)
     flats, vals = [], []
     for x, upd in zip(inputs, updates, strict=True):
-        v = mx.transpose(upd, perm) if perm != list(range(upd.ndim)) else upd
+        v = permuted(upd, perm)
         vals.append(v.reshape(-1).astype(x.dtype))
         flats.append(mx.concatenate([x.reshape(-1), mx.zeros((1,), dtype=x.dtype)]))
     if kind is None:
