@@ -25,7 +25,10 @@ def artifact(fn, *args: Any) -> bytes:
 
 
 def run_direct(fn, *args: Any) -> list[np.ndarray]:
-    program = compile_program(artifact(fn, *args), verify_each=True)
+    # compiled for the device MLX runs on here, as the plugin would (a GPU places float64,
+    # int64 scatters and linear algebra on MLX's CPU stream)
+    platform = "gpu" if mx.default_device() == mx.gpu else "cpu"
+    program = compile_program(artifact(fn, *args), platform, verify_each=True)
     flat = [np.asarray(a) for a in jax.tree_util.tree_leaves(args)]
     inputs = [to_mlx(a, a.dtype.name) for a in flat]
     outputs = program.entry()(*inputs)
