@@ -29,13 +29,14 @@ from .lowering.regions import combiner
 UNROLL_LIMIT = 10_000
 
 
-def _uses(module: Module) -> dict[int, int]:
-    count: dict[int, int] = {}
+def _users(module: Module) -> dict[int, list[Operation]]:
+    """Value id -> the operations that read it (one entry per operand slot)."""
+    users: dict[int, list[Operation]] = {}
     for fn in module.functions.values():
         for operation in walk(fn.body):
             for v in operation.operands:
-                count[id(v)] = count.get(id(v), 0) + 1
-    return count
+                users.setdefault(id(v), []).append(operation)
+    return users
 
 
 def _definitions(module: Module) -> dict[int, Operation]:
@@ -44,13 +45,14 @@ def _definitions(module: Module) -> dict[int, Operation]:
 
 
 def fold_dot_transpose(module: Module) -> Module:
-    defs, uses = _definitions(module), _uses(module)
+    defs, users = _definitions(module), _users(module)
     for fn in module.functions.values():
         for operation in walk(fn.body):
             if operation.op is not Op.TRANSPOSE:
                 continue
             dot = defs.get(id(operation.operands[0]))
-            if dot is None or dot.op is not Op.DOT_GENERAL or uses.get(id(dot.results[0])) != 1:
+            if dot is None or dot.op is not Op.DOT_GENERAL or \
+                    len(users.get(id(dot.results[0]), [])) != 1:
                 continue
             dims: DotDims = dot.attrs["dot_dimension_numbers"]
             lhs, rhs = dot.operands
@@ -68,7 +70,7 @@ def fold_dot_transpose(module: Module) -> Module:
                 dims.rhs_batch, dims.lhs_batch, dims.rhs_contract, dims.lhs_contract)}
             if "precision_config" in dot.attrs and dot.attrs["precision_config"]:
                 operation.attrs["precision_config"] = tuple(dot.attrs["precision_config"])[::-1]
-            uses[id(dot.results[0])] = 0  # now dead: eliminate_dead_code drops it
+            users[id(dot.results[0])] = []  # now dead: eliminate_dead_code drops it
     return module
 
 
@@ -162,15 +164,6 @@ def _is_identity(kind: str, value: object) -> bool:
 def _native(t: object) -> bool:
     """A type MLX holds as it is (not a float8 carrier or a complex128 pair)."""
     return isinstance(t, TensorType) and t.dtype in MLX_DTYPE and t.dtype not in PAIRS
-
-
-def _users(module: Module) -> dict[int, list[Operation]]:
-    users: dict[int, list[Operation]] = {}
-    for fn in module.functions.values():
-        for operation in walk(fn.body):
-            for v in operation.operands:
-                users.setdefault(id(v), []).append(operation)
-    return users
 
 
 def simplify_reductions(module: Module) -> Module:

@@ -17,7 +17,7 @@ import mlx.core as mx
 from ..ir import Op, Operation
 from .regions import combiner
 from .registry import register_lowering
-from .shape import out_type
+from .shape import out_type, permuted
 
 _MONOID: dict[str, Callable[[mx.array, mx.array], mx.array]] = {
     "ADD": mx.add, "MUL": mx.multiply, "MAX": mx.maximum, "MIN": mx.minimum,
@@ -43,7 +43,7 @@ def _blocked_sum(x: mx.array, axes: list[int]) -> mx.array:
     keep = [d for d in range(x.ndim) if d not in axes]
     kept_shape = [x.shape[d] for d in keep]
     m = math.prod(x.shape[d] for d in axes)
-    flat = mx.transpose(x, keep + axes).reshape(*kept_shape, m)
+    flat = permuted(x, keep + axes).reshape(*kept_shape, m)
     blocks = -(-m // _SUM_BLOCK)
     if blocks * _SUM_BLOCK != m:
         flat = mx.concatenate(
@@ -78,7 +78,7 @@ def tree_reduce(body: Callable[..., list[Any]], xs: Sequence[mx.array],
     keep = [d for d in range(rank) if d not in axes]
     kept_shape = [xs[0].shape[d] for d in keep]
     m = math.prod(xs[0].shape[d] for d in axes)
-    flat = [mx.transpose(x, keep + axes).reshape((*kept_shape, m)) for x in xs]
+    flat = [permuted(x, keep + axes).reshape((*kept_shape, m)) for x in xs]
     size = 1
     while size < m + 1:
         size *= 2

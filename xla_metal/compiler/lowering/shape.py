@@ -32,9 +32,7 @@ def permuted(x: mx.array, perm: list[int]) -> mx.array:
 
 
 def broadcast_in_dim(x: mx.array, shape: tuple[int, ...], dims: tuple[int, ...]) -> mx.array:
-    order = sorted(range(len(dims)), key=lambda i: dims[i])
-    if order != list(range(len(dims))):
-        x = mx.transpose(x, order)
+    x = permuted(x, sorted(range(len(dims)), key=lambda i: dims[i]))
     sdims = sorted(dims)
     # MLX's broadcast adds leading dims itself; a reshape is a node mx.compile does not fuse
     # through (it ends the fused elementwise kernel before it), so it is made only when the
