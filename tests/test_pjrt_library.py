@@ -5,13 +5,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import threading
 
 import jax
 import numpy as np
 import pytest
 
 import xla_metal.jax_plugin as plugin
+from tests.concurrently import run_in_threads
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF tools")
 
@@ -49,9 +49,5 @@ def test_compiles_and_runs_from_many_threads(metal: jax.Device) -> None:
         except BaseException as error:  # noqa: BLE001 - reported by the main thread
             failures.append(error)
 
-    threads = [threading.Thread(target=work, args=(seed,)) for seed in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(work, [(seed,) for seed in range(8)])
     assert not failures, failures[0]

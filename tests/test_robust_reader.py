@@ -23,7 +23,6 @@ import random
 import re
 import statistics
 import subprocess
-import threading
 import time
 
 import jax
@@ -31,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.concurrently import run_in_threads
 from xla_metal.compiler import importer
 from xla_metal.errors import FailedPreconditionError, InvalidArgumentError
 from xla_metal.reader import client
@@ -268,11 +268,7 @@ def test_threads_share_the_reader(misbehaving) -> None:
             except BaseException as e:  # noqa: BLE001 - reported below
                 failures.append(e)
 
-    threads = [threading.Thread(target=compile_many, args=(k,)) for k in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(compile_many, [(k,) for k in range(4)])
     assert failures == []
 
 
