@@ -24,10 +24,10 @@ def artifact(fn, *args: Any) -> bytes:
     return _jax.mlir.serialize_portable_artifact(text, stablehlo.get_current_version(), False)
 
 
-def run_direct(fn, *args: Any) -> list[np.ndarray]:
+def run_direct(fn, *args: Any, platform: str | None = None) -> list[np.ndarray]:
     # compiled for the device MLX runs on here, as the plugin would (a GPU places float64,
-    # int64 scatters and linear algebra on MLX's CPU stream)
-    platform = "gpu" if mx.default_device() == mx.gpu else "cpu"
+    # int64 scatters and linear algebra on MLX's CPU stream), unless told which
+    platform = platform or ("gpu" if mx.default_device() == mx.gpu else "cpu")
     program = compile_program(artifact(fn, *args), platform, verify_each=True)
     flat = [np.asarray(a) for a in jax.tree_util.tree_leaves(args)]
     inputs = [to_mlx(a, a.dtype.name) for a in flat]
@@ -36,13 +36,15 @@ def run_direct(fn, *args: Any) -> list[np.ndarray]:
     return [to_numpy(o) for o in outputs]
 
 
-def compare_with_cpu(fn, *args: Any, tol: tuple[float, float]) -> None:
-    """`fn` run through our compiler directly against JAX's CPU backend, result by result."""
+def compare_with_cpu(fn, *args: Any, tol: tuple[float, float],
+                     platform: str | None = None) -> None:
+    """`fn` run through our compiler directly against JAX's CPU backend, result by result
+    (compiled for `platform`'s lowering choices when given, run on MLX's default device)."""
     from tests.op_table import check
 
     with jax.default_device(jax.devices("cpu")[0]):
         want = [np.asarray(a) for a in jax.tree_util.tree_leaves(jax.jit(fn)(*args))]
-    got = run_direct(fn, *args)
+    got = run_direct(fn, *args, platform=platform)
     assert len(got) == len(want)
     for i, (w, g) in enumerate(zip(want, got, strict=True)):
         check(w, g, tol, f"result {i}")

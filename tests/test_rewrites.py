@@ -16,8 +16,8 @@ CPU = jax.devices("cpu")[0]
 RNG = np.random.default_rng(0)
 
 
-def compare(fn, *args, tol=(2e-5, 1e-6)):
-    compare_with_cpu(fn, *args, tol=tol)
+def compare(fn, *args, tol=(2e-5, 1e-6), platform=None):
+    compare_with_cpu(fn, *args, tol=tol, platform=platform)
 
 
 def ops_of(fn, *args):
@@ -122,16 +122,20 @@ def test_long_loop_runs_on_the_host_without_reads():
         return lax.fori_loop(0, 300, lambda i, a: a * 0.99 + 0.01, x)
 
     x = f32(4)
-    saved = rewrites.UNROLL_LIMIT
-    rewrites.UNROLL_LIMIT = 10
+    saved = rewrites.UNROLL_LIMIT, rewrites.CHUNK_OPS
+    rewrites.UNROLL_LIMIT, rewrites.CHUNK_OPS = 10, 1000
     try:
         (loop,) = _loops(f, x)
         assert loop.attrs["trip_count"] == 300 and not loop.attrs["unroll"]
-        before = control.HOST_READS[0]
-        compare(f, x)
-        assert control.HOST_READS[0] == before
+        assert 1 < loop.attrs["chunk"] < 300  # several iterations per compiled call
+        for chunk in (None, 7):  # 7: a remainder of 6 iterations, run one at a time
+            control.CHUNK = chunk
+            before = control.HOST_READS[0]
+            compare(f, x)
+            assert control.HOST_READS[0] == before
     finally:
-        rewrites.UNROLL_LIMIT = saved
+        rewrites.UNROLL_LIMIT, rewrites.CHUNK_OPS = saved
+        control.CHUNK = None
 
 
 def test_nested_counted_loops():
@@ -269,3 +273,59 @@ def test_reduction_broadcast_to_a_higher_rank_keeps_dims():
     (r,) = _reduces(f, x)
     assert r.attrs.get("keepdims") and r.results[0].type.shape == (4, 1)
     compare(f, x)
+
+
+# ------------------------------------------------------------ dynamic slice start indices
+
+
+def _sliced(fn, *args):
+    return [o for o in ops_of(fn, *args) if o.op in (Op.DYNAMIC_SLICE, Op.DYNAMIC_UPDATE_SLICE)]
+
+
+def test_constant_starts_are_clamped_at_compile_time():
+    def f(x, u):  # starts past either end are clamped into range, as XLA does
+        return (lax.dynamic_slice(x, (-3, 9, 1), (2, 2, 3)),
+                lax.dynamic_update_slice(x, u, (5, -1, 2)))
+
+    x, u = f32(4, 5, 6), f32(2, 3, 1)
+    ds, dus = _sliced(f, x, u)
+    # JAX adds the dim to a negative start (-3 -> 1, -1 -> 4); past the end they are clamped
+    assert ds.attrs["static_starts"] == (1, 3, 1) and dus.attrs["static_starts"] == (2, 2, 2)
+    for platform in ("cpu", "gpu"):
+        compare(f, x, u, platform=platform)
+
+
+def _row_ops(i, x, u):
+    """A scan's slices: one computed start, on an axis taking one row, the others 0."""
+    zero, one = np.zeros((), i.dtype), np.ones((), i.dtype)  # constants of i's type
+    return (lax.dynamic_slice(x, (i, zero, zero), (1, 3, 4)),
+            lax.dynamic_update_slice(x, u, (i, zero, zero)),
+            lax.dynamic_slice(x, (zero, i, zero), (2, 1, 2)),  # a middle axis's row, cut short
+            lax.dynamic_slice(x, (i, one, zero), (1, 2, 4)),  # a nonzero constant beside it
+            lax.dynamic_update_slice(x, u[:, :2], (i, one, zero)))
+
+
+def test_computed_starts_one_row_against_cpu():
+    ops = _sliced(_row_ops, np.int32(1), f32(5, 3, 4), f32(1, 3, 4))
+    assert [o.attrs["static_starts"] for o in ops] == [
+        (None, 0, 0), (None, 0, 0), (0, None, 0), (None, 1, 0), (None, 1, 0)]
+    for dtype in (np.float32, np.float16, np.int32, np.bool_):
+        x = (RNG.standard_normal((5, 3, 4)) * 4).astype(dtype)
+        u = (RNG.standard_normal((1, 3, 4)) * 4).astype(dtype)
+        for i in (np.int32(0), np.int32(3), np.int32(-2), np.int32(7), np.uint8(200),
+                  np.int64(4)):
+            for platform in ("cpu", "gpu"):  # a GPU scatters rows, MLX's CPU slices
+                compare(_row_ops, i, x, u, platform=platform)
+
+
+def test_computed_starts_in_a_scan():
+    def f(w, xs):
+        def loss(w):
+            _, ys = lax.scan(lambda h, x: (jnp.tanh(h @ w + x), h), jnp.zeros(4), xs)
+            return jnp.sum(ys ** 2)
+        return jax.value_and_grad(loss)(w)
+
+    w, xs = f32(4, 4) * 0.5, f32(9, 4)
+    assert any(o.attrs["static_starts"].count(None) == 1 for o in _sliced(f, w, xs))
+    for platform in ("cpu", "gpu"):
+        compare(f, w, xs, tol=(1e-5, 1e-5), platform=platform)

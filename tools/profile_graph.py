@@ -60,6 +60,10 @@ def workloads(args) -> dict[str, tuple[Any, tuple, tuple, Callable, tuple]]:
     params, tokens, targets = wl.lm_inputs(args)
     lm_state = wl._adam_state(params)
     rparams, strides, rbatch = wl._resnet_inputs(args)
+    grng = np.random.default_rng(3)
+    gparams = {"wx": wl._normal(grng, (64, 768), 64), "wh": wl._normal(grng, (256, 768), 256),
+               "b": np.zeros(768, np.float32)}
+    gxs = grng.standard_normal((args.gru_steps, args.gru_batch, 64)).astype(np.float32)
     return {
         "mlp": (jax.jit(jm.mlp_step), (mlp_params, *mlp_batch), (), mm.mlp_step,
                 (mlp_params, *mlp_batch)),
@@ -67,6 +71,7 @@ def workloads(args) -> dict[str, tuple[Any, tuple, tuple, Callable, tuple]]:
                (lm_state, tokens, targets)),
         "resnet": (jm.resnet_step_jit, (rparams, *rbatch), (strides,),
                    mm.make_resnet_step(strides), (wl._mlx_conv_layout(rparams), *rbatch)),
+        "gru": (jm.gru_step, (gparams, gxs), (), mm.gru_step, (gparams, gxs)),
     }
 
 
@@ -111,6 +116,13 @@ def main() -> None:
         native = per_step_ms(mlx_step, native_inputs, args.steps)
         print(f"{name:7s} ours {ours:9.3f} ms   native {native:9.3f} ms   ratio "
               f"{ours / native:5.2f}", flush=True)
+        # the compiled graphs: what is evaluated (fused element-wise work is one Compiled node)
+        ours_fused = primitives(program.entry()(*ours_inputs))
+        native_fused = primitives(jax.tree_util.tree_leaves(mlx_step(*native_inputs)))
+        print(f"        nodes evaluated (compiled graph): ours {sum(ours_fused.values())}, "
+              f"native {sum(native_fused.values())}; by kind (ours/native): " +
+              ", ".join(f"{k} {ours_fused[k]}/{native_fused[k]}"
+                        for k in sorted(set(ours_fused) | set(native_fused))), flush=True)
         mx.disable_compile()
         ours_count = primitives(program.entry()(*ours_inputs))
         native_out = mlx_step(*native_inputs)

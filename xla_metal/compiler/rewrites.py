@@ -6,7 +6,8 @@
 - A while loop that counts an integer from a constant to a constant bound by one is marked
   with its trip count (attrs["trip_count"]), so the lowering runs it without reading its
   condition back; when count x body size is small it is marked attrs["unroll"] and traced
-  straight into the enclosing mx.compile, as a native MLX loop would be.
+  straight into the enclosing mx.compile, as a native MLX loop would be; otherwise
+  attrs["chunk"] says how many iterations one compiled call runs.
 - A reduce whose init is its combiner's identity (JAX's sums start from +0.0, its maxima from
   -inf) is marked attrs["init_is_identity"]: combining the init would cost an Add and a
   Broadcast node per reduce, and change no value (MLX's own sums start from +0.0).
@@ -14,9 +15,17 @@
   they were, keeps its reduced dims as size 1 (attrs["keepdims"]): MLX's reduction then needs
   no Squeeze node and the broadcast no Reshape (softmax, norms and their gradients are full of
   this pair).
+- A dynamic_slice / dynamic_update_slice start index known at compile time (a constant, or
+  integer arithmetic on constants) is clamped now, as the op would clamp it
+  (attrs["static_starts"]: the clamped int, or None for a computed one). A scan's slices
+  have one computed index and zeros: clamping each on the device cost four nodes and a
+  Concatenate per op, and with one computed start a GPU gathers or scatters the row in one
+  kernel where a dynamic slice launches two.
 """
 
 from __future__ import annotations
+
+import operator
 
 import numpy as np
 
@@ -27,6 +36,9 @@ from .lowering.regions import combiner
 
 # Operations a loop may put into one mx.compile trace when unrolled (trip count x body ops).
 UNROLL_LIMIT = 10_000
+# A counted loop not unrolled runs this many body operations (a whole number of iterations,
+# at least one) per compiled call: fewer calls, and MLX fuses across iterations.
+CHUNK_OPS = 2_000
 
 
 def _users(module: Module) -> dict[int, list[Operation]]:
@@ -84,6 +96,44 @@ def _constant_int(v: Value, defs: dict[int, Operation]) -> int | None:
     return int(np.asarray(o.attrs["value"]).reshape(()))
 
 
+# Integer scalar arithmetic folded by _known_int (JAX writes a constant start index of
+# dynamic_slice as select(false, 0 + n, 0)).
+_ARITHMETIC = {Op.ADD: operator.add, Op.SUBTRACT: operator.sub, Op.MULTIPLY: operator.mul}
+_ORDER = {"EQ": operator.eq, "NE": operator.ne, "LT": operator.lt, "LE": operator.le,
+          "GT": operator.gt, "GE": operator.ge}
+
+
+def _known_int(v: Value, defs: dict[int, Operation], depth: int = 0) -> int | None:
+    """The value of an integer or bool scalar computed from constants alone, if it is one
+    (None where any input it needs is computed, or a step would leave its type's range)."""
+    o, t = defs.get(id(v)), v.type
+    if o is None or depth > 16 or not isinstance(t, TensorType) or t.shape != () or \
+            not t.dtype.startswith(("int", "uint", "bool")):
+        return None
+    if o.op is Op.CONSTANT:
+        return int(np.asarray(o.attrs["value"]).reshape(()))
+    if o.op is Op.SELECT:
+        pred = _known_int(o.operands[0], defs, depth + 1)
+        return None if pred is None else _known_int(o.operands[1 if pred else 2], defs,
+                                                    depth + 1)
+    known = [_known_int(a, defs, depth + 1) for a in o.operands]
+    args = [a for a in known if a is not None]
+    if len(args) != len(known):
+        return None
+    if o.op in _ARITHMETIC and len(args) == 2:
+        result = _ARITHMETIC[o.op](*args)
+    elif o.op is Op.COMPARE and o.attrs.get("comparison_direction") in _ORDER:
+        result = int(_ORDER[o.attrs["comparison_direction"]](*args))
+    elif o.op is Op.CONVERT:
+        result = args[0]
+    else:
+        return None
+    if t.dtype == "bool":
+        return result if result in (0, 1) else None
+    info = np.iinfo(np.dtype(t.dtype))
+    return result if info.min <= result <= info.max else None
+
+
 def trip_count(loop: Operation, defs: dict[int, Operation]) -> int | None:
     """Iterations of `while (i < bound) { ...; i = i + 1 }` with constant start and bound."""
     cond, body = loop.regions
@@ -136,8 +186,9 @@ def mark_counted_loops(module: Module) -> Module:
             if n is None:
                 continue
             operation.attrs["trip_count"] = n
-            size = n * _size(operation.regions[1], module, defs)
-            operation.attrs["unroll"] = size <= UNROLL_LIMIT
+            body = max(1, _size(operation.regions[1], module, defs))
+            operation.attrs["unroll"] = n * body <= UNROLL_LIMIT
+            operation.attrs["chunk"] = max(1, min(n, CHUNK_OPS // body))
     return module
 
 
@@ -210,5 +261,30 @@ def _keep_reduced_dims(reduce: Operation, readers: list[Operation]) -> None:
             reader.attrs["broadcast_dimensions"] = tuple(range(target.rank - x.rank, target.rank))
 
 
+# The first start-index operand of the ops whose starts are clamped.
+_FIRST_START = {Op.DYNAMIC_SLICE: 1, Op.DYNAMIC_UPDATE_SLICE: 2}
+
+
+def mark_static_starts(module: Module) -> Module:
+    defs = _definitions(module)
+    for fn in module.functions.values():
+        for operation in walk(fn.body):
+            first = _FIRST_START.get(operation.op)
+            x = operation.operands[0].type if first else None
+            if first is None or not isinstance(x, TensorType):
+                continue
+            sizes = operation.attrs["slice_sizes"] if operation.op is Op.DYNAMIC_SLICE \
+                else getattr(operation.operands[1].type, "shape", None)
+            if sizes is None:
+                continue
+            starts: list[int | None] = []
+            for v, n, k in zip(operation.operands[first:], x.shape, sizes, strict=True):
+                c = _known_int(v, defs)
+                starts.append(None if c is None else min(max(c, 0), max(n - int(k), 0)))
+            operation.attrs["static_starts"] = tuple(starts)
+    return module
+
+
 def rewrite(module: Module) -> Module:
-    return mark_counted_loops(simplify_reductions(fold_dot_transpose(module)))
+    return mark_counted_loops(mark_static_starts(simplify_reductions(fold_dot_transpose(
+        module))))

@@ -3,7 +3,10 @@ counted loops, whose trip count is known at compile time (no read).
 
 A while loop's condition and body, when they hold no control flow themselves, are each run
 as one mx.compile'd function (compiled once per op, the captured values passed as arguments),
-so a loop of element-wise work is fused instead of dispatched op by op every iteration.
+so a loop of element-wise work is fused instead of dispatched op by op every iteration. A
+counted loop runs attrs["chunk"] iterations per compiled call (compiler/rewrites.py): each
+call costs host time, and MLX fuses across the iterations of one call (a 256-step GRU on an
+H100: 183 ms per training step one iteration per call, 145 ms at 16).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from .registry import lowering
 # (one list cell: incremented without a global statement on the hot path).
 HOST_READS = [0]
 
-_COMPILED: weakref.WeakKeyDictionary[Operation, dict[int, Callable[..., Any] | None]] = \
+_COMPILED: weakref.WeakKeyDictionary[Operation, dict[Any, Callable[..., Any]]] = \
     weakref.WeakKeyDictionary()
 
 
@@ -38,30 +41,41 @@ def _host_free(ctx, block: ir.Block) -> bool:
     return True
 
 
-def _region(ctx, op: Operation, index: int) -> Callable[..., list[Any]]:
-    """Region `index` as a function of its block arguments, compiled when it can be."""
+def _repeated(block_plan: Any, times: int) -> Callable[..., list[Any]]:
+    """The block run `times` times in a row, each run's results the next one's arguments,
+    as a function of (captures..., arguments...)."""
+    n = len(block_plan.captures)
+
+    def run(*a: Any) -> list[Any]:
+        captured, values = a[:n], list(a[n:])
+        for _ in range(times):
+            values = block_plan.run(captured, values)
+        return values
+    return run
+
+
+def _region(ctx, op: Operation, index: int, times: int = 1) -> Callable[..., list[Any]]:
+    """Region `index` as a function of its block arguments (run `times` times over, for a
+    loop body), compiled when it can be."""
     from .. import plan as plan_module
 
-    if not ctx.program.may_fuse:
-        return ctx.region(index)
     cache = _COMPILED.setdefault(op, {})
-    if index not in cache:
-        block_plan = ctx.region_plan(index)
-        if _host_free(ctx, op.regions[index]):
-            n = len(block_plan.captures)
-            cache[index] = plan_module.compiled(lambda *a: block_plan.run(a[:n], a[n:]))
-        else:
-            cache[index] = None
-    compiled = cache[index]
-    if compiled is None:
-        return ctx.region(index)
+    key = index if times == 1 else (index, times)
+    if key not in cache:
+        repeated = _repeated(ctx.region_plan(index), times)
+        fuses = ctx.program.may_fuse and _host_free(ctx, op.regions[index])
+        cache[key] = plan_module.compiled(repeated) if fuses else repeated
+    run = cache[key]
     captured = list(ctx.captures[index])
-    return lambda *args: compiled(*captured, *args)
+    return lambda *args: run(*captured, *args)
 
 
 # A counted loop run outside a trace is evaluated every this many iterations, to bound the
 # lazy graph without waiting on every iteration.
 _EVAL_EVERY = 64
+# Iterations per compiled call of a counted loop too long to unroll whole, when set (a
+# diagnostic override of attrs["chunk"], compiler/rewrites.py); the rest run one at a time.
+CHUNK: int | None = None
 
 
 @lowering(Op.WHILE)
@@ -71,12 +85,21 @@ def _while(ctx, op: Operation, *args: Any) -> Sequence[Any]:
     values = list(args)
     trips = op.attrs.get("trip_count")
     if trips is not None:  # counted (compiler/rewrites.py): the condition is never read
-        # inside a trace the body is traced inline (unrolled), not as a nested compile
-        body = ctx.region(1) if TRACING[0] else _region(ctx, op, 1)
-        for i in range(trips):
-            values = list(body(*values))
-            if not TRACING[0] and i % _EVAL_EVERY == _EVAL_EVERY - 1:
+        if TRACING[0]:  # inside a trace the body is traced inline (unrolled)
+            body = ctx.region(1)
+            for _ in range(trips):
+                values = list(body(*values))
+            return values
+        chunk = max(1, min(CHUNK or op.attrs.get("chunk", 1), trips))
+        chunks, every = _region(ctx, op, 1, chunk), max(1, _EVAL_EVERY // chunk)
+        for i in range(trips // chunk):
+            values = list(chunks(*values))
+            if i % every == every - 1:
                 evaluate(values, asynchronous=True)
+        if trips % chunk:
+            body = _region(ctx, op, 1)
+            for _ in range(trips % chunk):
+                values = list(body(*values))
         return values
     cond, body = _region(ctx, op, 0), _region(ctx, op, 1)
     while bool(cond(*values)[0].item()):

@@ -130,13 +130,41 @@ def _pad(ctx, op: Operation, x: mx.array, value: mx.array) -> mx.array:
                op.attrs["interior_padding"])
 
 
-def _clamped_starts(starts: tuple[mx.array, ...], limits: list[int]) -> mx.array:
-    out = []
-    for s, lim in zip(starts, limits, strict=True):
-        s = mx.maximum(s, mx.zeros_like(s))
-        s = mx.minimum(s, mx.array(max(lim, 0)).astype(s.dtype))
-        out.append(s.astype(mx.int32).reshape(1))
-    return mx.concatenate(out) if out else mx.zeros((0,), dtype=mx.int32)
+def _clamped(s: mx.array, limit: int) -> mx.array:
+    """One start index clamped to [0, limit] as XLA clamps it, as an int32 vector [1]."""
+    if s.dtype not in (mx.uint8, mx.uint16, mx.uint32, mx.uint64):
+        s = mx.maximum(s, 0)
+    s = mx.minimum(s, max(limit, 0))
+    return (s if s.dtype == mx.int32 else s.astype(mx.int32)).reshape(1)
+
+
+def _starts(op: Operation, starts: tuple[mx.array, ...], limits: list[int]
+            ) -> tuple[mx.array | None, list[int]]:
+    """The start indices, clamped, as (int32 vector, the axes it indexes); axes starting at a
+    constant 0 are left out (None: every axis starts at 0). Constant starts come clamped from
+    compiler/rewrites.py (attrs["static_starts"])."""
+    static = op.attrs.get("static_starts") or (None,) * len(starts)
+    parts, axes = [], []
+    for d, (s, known, limit) in enumerate(zip(starts, static, limits, strict=True)):
+        if known != 0:
+            axes.append(d)
+            parts.append(_clamped(s, limit) if known is None else
+                         mx.array([known], dtype=mx.int32))
+    if not parts:
+        return None, []
+    return (parts[0] if len(parts) == 1 else mx.concatenate(parts)), axes
+
+
+def _one_row(op: Operation, sizes: list[int]) -> int | None:
+    """The axis of a slice whose only computed start is on an axis it takes one row of, the
+    other starts being constant 0s (a scan's slice of its stacked inputs or outputs)."""
+    static = op.attrs.get("static_starts")
+    if static is None:
+        return None
+    computed = [d for d, k in enumerate(static) if k is None]
+    if len(computed) != 1 or sizes[computed[0]] != 1 or any(k for k in static if k):
+        return None
+    return computed[0]
 
 
 @lowering(Op.DYNAMIC_SLICE)
@@ -145,8 +173,15 @@ def _dynamic_slice(ctx, op: Operation, x: mx.array, *starts: mx.array) -> mx.arr
     sizes = list(op.attrs["slice_sizes"])
     if x.ndim == 0:
         return x
-    s = _clamped_starts(starts, [n - k for n, k in zip(x.shape, sizes, strict=True)])
-    return mx.slice(x, s, list(range(x.ndim)), sizes)
+    limits = [n - k for n, k in zip(x.shape, sizes, strict=True)]
+    d = _one_row(op, sizes)
+    if d is not None:  # one Gather kernel, where DynamicSlice launches two
+        x = x[tuple(slice(None) if a == d else slice(0, k) for a, k in enumerate(sizes))]
+        return mx.take(x, _clamped(starts[d], limits[d]), axis=d)
+    s, axes = _starts(op, starts, limits)
+    if s is None:
+        return x if list(x.shape) == sizes else x[tuple(slice(0, k) for k in sizes)]
+    return mx.slice(x, s, axes, sizes)
 
 
 @lowering(Op.DYNAMIC_UPDATE_SLICE)
@@ -155,8 +190,19 @@ def _dynamic_update_slice(ctx, op: Operation, x: mx.array, update: mx.array,
                           *starts: mx.array) -> mx.array:
     if x.ndim == 0:
         return update
-    s = _clamped_starts(starts, [n - k for n, k in zip(x.shape, update.shape, strict=True)])
-    return mx.slice_update(x, update.astype(x.dtype), s, list(range(x.ndim)))
+    update = update.astype(x.dtype)
+    limits = [n - k for n, k in zip(x.shape, update.shape, strict=True)]
+    d = _one_row(op, list(update.shape))
+    if d is not None and ctx.program.platform == "gpu":
+        # one Scatter kernel on a GPU, where DynamicSliceUpdate launches two (on MLX's CPU
+        # its scatter loop is slower than the copy)
+        where = mx.broadcast_to(_clamped(starts[d], limits[d]).reshape(
+            [1] * update.ndim), update.shape)
+        return mx.put_along_axis(x, where, update, axis=d)
+    s, axes = _starts(op, starts, limits)
+    if s is None:
+        s, axes = mx.zeros((1,), dtype=mx.int32), [0]
+    return mx.slice_update(x, update, s, axes)
 
 
 # ------------------------------------------------------------------------------- gather
