@@ -123,6 +123,25 @@ def test_deleted_buffer_is_an_error(metal: jax.Device) -> None:
         jax.jit(lambda a: a + 1)(x)
 
 
+def test_deleted_buffers_are_released_in_a_batch(metal: jax.Device) -> None:
+    # C++ queues buffer releases and hands them to Python before its next call into it
+    # (pjrt/python_runtime.cc, ReleaseBuffer): the arrays are freed then, not lost.
+    from xla_metal.runtime import api
+
+    xs = [jax.device_put(np.full(1000, i, np.float32), metal) for i in range(10)]
+    live = len(api._handles)
+    for x in xs:
+        x.delete()
+    assert len(api._handles) == live  # queued
+    metal.memory_stats()  # any call into Python hands the queue over first
+    assert len(api._handles) == live - 10
+    # past the batch size (256) the releasing thread hands them over itself
+    ys = [jax.device_put(np.float32(i), metal) for i in range(300)]
+    live = len(api._handles)
+    del ys
+    assert len(api._handles) <= live - 256
+
+
 def _losses(platform: str) -> list[float]:
     env = dict(os.environ, JAX_PLATFORMS=platform)
     out = subprocess.run([sys.executable, str(ROOT / "examples" / "train_mlp.py"),

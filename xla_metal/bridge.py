@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import FailedPreconditionError, pjrt_code
 
-BRIDGE_VERSION = 3
+BRIDGE_VERSION = 4
 
 XmCall = C.CFUNCTYPE(C.c_void_p, C.c_void_p)
 _i64p = C.POINTER(C.c_int64)
@@ -25,6 +25,10 @@ _i64p = C.POINTER(C.c_int64)
 
 class PluginAttributesArgs(C.Structure):
     _fields_ = [("stablehlo_current", C.c_int64 * 3), ("stablehlo_minimum", C.c_int64 * 3)]
+
+
+class ReleaseManyArgs(C.Structure):
+    _fields_ = [("handles", _i64p), ("count", C.c_int64)]
 
 
 class ClientCreateArgs(C.Structure):
@@ -109,7 +113,7 @@ class Bridge(C.Structure):
                 *((name, XmCall) for name in (
                     "plugin_attributes", "client_create", "client_destroy", "compile",
                     "deserialize", "executable_release", "serialize", "program_text",
-                    "execute", "buffer_from_host", "buffer_to_host", "buffer_release",
+                    "execute", "buffer_from_host", "buffer_to_host", "buffers_release",
                     "memory_stats", "cost_analysis", "memory_analysis", "buffer_copy",
                     "buffer_pointer", "await_execution"))]
 
@@ -185,7 +189,7 @@ def attach(address: int) -> None:
         "execute": (api.execute, ExecuteArgs),
         "buffer_from_host": (api.buffer_from_host, FromHostArgs),
         "buffer_to_host": (api.buffer_to_host, ToHostArgs),
-        "buffer_release": (api.release, ReleaseArgs),
+        "buffers_release": (api.release_buffers, ReleaseManyArgs),
         "memory_stats": (api.memory_stats, MemoryStatsArgs),
         "cost_analysis": (api.cost_analysis, CostAnalysisArgs),
         "memory_analysis": (api.memory_analysis, MemoryAnalysisArgs),

@@ -15,7 +15,7 @@
 extern "C" {
 #endif
 
-#define XM_BRIDGE_VERSION 3
+#define XM_BRIDGE_VERSION 4
 
 // Every call returns NULL on success. On failure it returns "<code>:<message>" where code is
 // a PJRT_Error_Code in decimal; the text stays valid until the next call on the same thread,
@@ -33,10 +33,16 @@ typedef struct {
   const char* device_kind;       // out: e.g. "MLX gpu" or "MLX cpu"
 } XmClientCreateArgs;
 
-// Releases one handle (client, executable or buffer) owned by Python.
+// Releases one handle (client or executable) owned by Python.
 typedef struct {
   int64_t handle;
 } XmReleaseArgs;
+
+// Releases buffer handles owned by Python, several at once (one GIL round trip for all).
+typedef struct {
+  const int64_t* handles;
+  int64_t count;
+} XmReleaseManyArgs;
 
 typedef struct {
   int64_t client;
@@ -158,7 +164,7 @@ typedef struct {
   XmCall execute;               // XmExecuteArgs
   XmCall buffer_from_host;      // XmFromHostArgs
   XmCall buffer_to_host;        // XmToHostArgs
-  XmCall buffer_release;        // XmReleaseArgs
+  XmCall buffers_release;       // XmReleaseManyArgs
   XmCall memory_stats;          // XmMemoryStatsArgs
   XmCall cost_analysis;         // XmCostAnalysisArgs
   XmCall memory_analysis;       // XmMemoryAnalysisArgs

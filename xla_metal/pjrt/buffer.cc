@@ -531,5 +531,5 @@ void PJRT_Buffer::Delete() {
 
 void PJRT_Buffer::ReleaseMemory() {
   if (released.exchange(true)) return;
-  xla_metal::ReleaseHandle(&XmBridge::buffer_release, handle);
+  xla_metal::ReleaseBuffer(handle);
 }

@@ -44,6 +44,10 @@ CPython py;                      // valid once py_loaded
 bool py_loaded = false;          // guarded by start_mutex
 std::mutex start_mutex;          // guards loading CPython and starting an embedded interpreter
 XmBridge bridge;                 // slots valid once `attached`
+std::mutex release_mutex;        // guards released_buffers
+std::vector<int64_t> released_buffers;  // buffer handles not yet handed back to Python
+// Queued releases past this many are handed to Python at once, by the releasing thread.
+constexpr size_t kReleaseBatch = 256;
 std::atomic<bool> attached{false};
 std::atomic<bool> python_exiting{false};
 
@@ -175,7 +179,7 @@ Status AttachBridge() {
       {bridge.execute, "execute"},
       {bridge.buffer_from_host, "buffer_from_host"},
       {bridge.buffer_to_host, "buffer_to_host"},
-      {bridge.buffer_release, "buffer_release"},
+      {bridge.buffers_release, "buffers_release"},
       {bridge.memory_stats, "memory_stats"},
       {bridge.cost_analysis, "cost_analysis"},
       {bridge.memory_analysis, "memory_analysis"},
@@ -291,6 +295,22 @@ Status EnsurePythonRuntime() {
   return attached.load(std::memory_order_acquire) ? Ok() : AttachBridge();
 }
 
+// Hands the queued buffer releases to Python. Needs the GIL.
+void FlushReleasedBuffers() noexcept {
+  std::vector<int64_t> batch;
+  {
+    std::lock_guard<std::mutex> lock(release_mutex);
+    batch.swap(released_buffers);
+  }
+  if (batch.empty()) return;
+  XmReleaseManyArgs args{batch.data(), static_cast<int64_t>(batch.size())};
+  const char* failure = bridge.buffers_release(&args);
+  if (failure != nullptr) {
+    fprintf(stderr, "xla-metal: releasing %zu Python buffer handles failed: %s\n", batch.size(),
+            failure);
+  }
+}
+
 Status CallBridge(XmCall XmBridge::*slot, const char* slot_name, void* args,
                   const std::function<Status()>& read_outputs) {
   if (python_exiting.load(std::memory_order_acquire)) {
@@ -303,6 +323,7 @@ Status CallBridge(XmCall XmBridge::*slot, const char* slot_name, void* args,
   // until they are copied. On a thread Python did not create, that state would otherwise be
   // torn down the moment the callback returned.
   GilScope gil;
+  FlushReleasedBuffers();
   const char* failure = (bridge.*slot)(args);
   if (failure != nullptr) return ErrorFromBridge(failure);  // copies the text
   return read_outputs ? read_outputs() : Ok();
@@ -327,6 +348,23 @@ void ReleaseHandle(XmCall XmBridge::*slot, int64_t handle) noexcept {
   if (failure != nullptr) {
     fprintf(stderr, "xla-metal: releasing Python handle %lld failed: %s\n",
             static_cast<long long>(handle), failure);
+  }
+}
+
+void ReleaseBuffer(int64_t handle) noexcept {
+  if (python_exiting.load(std::memory_order_acquire) ||
+      !attached.load(std::memory_order_acquire)) {
+    return;
+  }
+  bool full;
+  {
+    std::lock_guard<std::mutex> lock(release_mutex);
+    released_buffers.push_back(handle);
+    full = released_buffers.size() >= kReleaseBatch;
+  }
+  if (full) {
+    GilScope gil;
+    FlushReleasedBuffers();
   }
 }
 

@@ -65,6 +65,13 @@ def release(args: Any) -> None:
     execution.pending_outputs.pop(args.handle, None)
 
 
+def release_buffers(args: Any) -> None:
+    pending = execution.pending_outputs
+    for handle in args.handles[: args.count]:
+        _give_up(handle)
+        pending.pop(handle, None)
+
+
 # ------------------------------------------------------------------------------ client
 
 
@@ -133,6 +140,9 @@ class Executable:
     code: bytes                   # the program as received: what serialization keeps
     platform: str
     inline: bool                  # evaluated inside Execute (execution.runs_inline)
+    # whether an execution's results were checked against `outputs`: a plan gives the same
+    # shapes and dtypes every run, so the first execution checks them for all
+    outputs_checked: bool = False
 
     def streams(self) -> tuple[Any, ...]:
         """The MLX stream this thread schedules the program's work on."""
