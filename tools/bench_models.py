@@ -40,6 +40,10 @@ def parse_args() -> argparse.Namespace:
                    help="comma-separated workloads")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--steps-per-repeat", type=int, default=1,
+                   help="consecutive steps one repeat times (their mean is the repeat's "
+                        "value): on a GPU a single step after another contender's is not a "
+                        "training loop's steady state")
     p.add_argument("--blas", default=OPENBLAS,
                    help="BLAS to load before MLX on the CPU ('' = none)")
     add_size_arguments(p)
@@ -55,7 +59,8 @@ def load_blas(path: str) -> bool:
     return True
 
 
-def measure(runners: dict[str, Callable[[], object]], warmup: int, repeats: int
+def measure(runners: dict[str, Callable[[], object]], warmup: int, repeats: int,
+            steps: int = 1
             ) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, float]]:
     """Wall and process-CPU seconds per call of each runner, alternating them; also each
     one's first-call time. CPU time counts every thread of this process, so it is the
@@ -73,9 +78,10 @@ def measure(runners: dict[str, Callable[[], object]], warmup: int, repeats: int
     for rep in range(repeats):
         for name in names[rep % len(names):] + names[:rep % len(names)]:
             start, cpu_start = time.perf_counter(), time.process_time()
-            runners[name]()
-            wall[name].append(time.perf_counter() - start)
-            cpu[name].append(time.process_time() - cpu_start)
+            for _ in range(steps):
+                runners[name]()
+            wall[name].append((time.perf_counter() - start) / steps)
+            cpu[name].append((time.process_time() - cpu_start) / steps)
     return wall, cpu, first
 
 
@@ -99,7 +105,8 @@ def main() -> None:
         if name not in wanted:
             continue
         workload = wl.WORKLOADS[name](args)
-        wall, cpu, first = measure(workload.runners, args.warmup, args.repeats)
+        wall, cpu, first = measure(workload.runners, args.warmup, args.repeats,
+                                   args.steps_per_repeat)
         row = {"name": workload.title, **{c: statistics.median(wall[c]) for c in CONTENDERS},
                "cpu_time": {c: statistics.median(cpu[c]) for c in CONTENDERS},
                "first": first, "loss": workload.first_loss(),
@@ -122,7 +129,8 @@ def main() -> None:
     header = (f"{datetime.date.today()} {platform.machine()} {os.cpu_count()} cores, "
               f"load {os.getloadavg()[0]:.1f}; MLX {mx.__version__} device {args.device}"
               f"{' + OpenBLAS' if blas else ''}; jax {jax.__version__}; "
-              f"{args.repeats} repeats after {args.warmup} warm-up, medians")
+              f"{args.repeats} repeats of {args.steps_per_repeat} step(s) after {args.warmup} "
+              f"warm-up, medians")
     print(header)
     if args.out:
         wl.write_report(args, header, rows, notes, sys.argv[1:])

@@ -65,8 +65,9 @@ def write_report(args, header: str, rows: list[dict], notes: list[str],
              "Command (repository root):", "", "```sh",
              "python tools/bench_models.py " + " ".join(argv), "```", "",
              header, "",
-             "Step time is the median over repeats of one training step, waited for; the three "
-             "contenders alternate within the run. 'metal' = JAX on our plugin, 'mlx' = the "
+             "Step time is the median over repeats of the mean time of a repeat's training "
+             "steps (--steps-per-repeat, each waited for); the three contenders alternate "
+             "between repeats. 'metal' = JAX on our plugin, 'mlx' = the "
              "same model in native MLX under mx.compile, 'cpu' = JAX on XLA:CPU. Step memory = "
              "MLX's peak memory during one step minus the memory held before it.", "",
              "Wall time (median):", "",
