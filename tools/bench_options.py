@@ -6,6 +6,27 @@ from __future__ import annotations
 import argparse
 
 
+def set_up_profile(args: argparse.Namespace) -> None:
+    """What a profiling tool does before it imports JAX: the plugin's MLX device and this
+    process's (args.device), OpenBLAS on the CPU as tools/bench_models.py loads it (MLX's own
+    BLAS hides the rest), and the ResNet batch for that device."""
+    import os
+    import sys
+
+    os.environ["XLA_METAL_DEVICE"] = args.device
+    os.environ.setdefault("JAX_PLATFORMS", "metal,cpu")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench_models import OPENBLAS, load_blas
+
+    if args.device == "cpu":
+        load_blas(OPENBLAS)
+    import mlx.core as mx
+
+    mx.set_default_device(mx.cpu if args.device == "cpu" else mx.gpu)
+    if args.resnet_batch is None:
+        args.resnet_batch = 32 if args.device == "cpu" else 128
+
+
 def add_size_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mlp-batch", type=int, default=256)
     parser.add_argument("--mlp-width", type=int, default=1024)

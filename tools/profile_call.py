@@ -18,14 +18,12 @@ The metal row is measured with asynchronous execution (the default) and synchron
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from bench_options import add_size_arguments
+from bench_options import add_size_arguments, set_up_profile
 
 _clock: dict[str, float] = defaultdict(float)
 
@@ -83,16 +81,9 @@ def main() -> None:
     p.add_argument("--unroll-limit", type=int, default=0, help="rewrites.UNROLL_LIMIT, if set")
     add_size_arguments(p)
     args = p.parse_args()
-    os.environ["XLA_METAL_DEVICE"] = args.device
-    os.environ.setdefault("JAX_PLATFORMS", "metal,cpu")
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from bench_models import OPENBLAS, load_blas
-
-    if args.device == "cpu":
-        load_blas(OPENBLAS)
+    set_up_profile(args)
     import bench_workloads as wl
     import jax
-    import mlx.core as mx
 
     from xla_metal.compiler import rewrites
     from xla_metal.compiler.lowering import control
@@ -106,9 +97,6 @@ def main() -> None:
     chunks: list[int | None] = [int(c) for c in args.chunks.split(",")] if args.chunks \
         else [None]
 
-    mx.set_default_device(mx.cpu if args.device == "cpu" else mx.gpu)
-    if args.resnet_batch is None:
-        args.resnet_batch = 32 if args.device == "cpu" else 128
     execution.evaluate = clocked("schedule", execution.evaluate)
     execution.execute = clocked("execute", execution.execute)
     real_block = jax.block_until_ready

@@ -6,11 +6,11 @@ For each workload of tools/bench_workloads.py it runs the 'metal' step and the n
 (warm-up first), then `--steps` steps of each, and prints per step: wall time, the time spent
 inside MLX's evaluation calls (mx.eval / async_eval / synchronize, clocked: the device
 computing, plus the host waiting for it), and the rest (building the graph in Python and C++:
-our plan's interpreter, JAX's dispatch, mx.compile's cache look-ups). With a synchronous
-client the evaluation share is what the kernels cost; the gap between the two contenders'
-evaluation times is the cost of the graph we produce, the gap between their host times the
-cost of producing it. `--top N` runs cProfile too and prints each contender's N Python
-functions with most own time.
+our plan's interpreter, JAX's dispatch, mx.compile's cache look-ups). The plugin runs
+synchronously here, so the evaluation share is what the kernels cost; the gap between the
+two contenders' evaluation times is the cost of the graph we produce, the gap between their
+host times the cost of producing it. `--top N` runs cProfile too and prints each
+contender's N Python functions with most own time.
 Diagnostics, not a benchmark (tools/bench_models.py is the benchmark).
 """
 
@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import os
 import pstats
-import sys
 import threading
 import time
 
-from bench_options import add_size_arguments
+from bench_options import add_size_arguments, set_up_profile
 
 # MLX's calls that evaluate or wait for the device. MLX's functions are not Python functions
 # (cProfile does not see them), so they are wrapped with a clock instead.
@@ -72,22 +70,19 @@ def main() -> None:
     p.add_argument("--top", type=int, default=0)
     add_size_arguments(p)
     args = p.parse_args()
-    os.environ["XLA_METAL_DEVICE"] = args.device
-    os.environ.setdefault("JAX_PLATFORMS", "metal,cpu")
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from bench_models import OPENBLAS, load_blas
-
-    if args.device == "cpu":
-        load_blas(OPENBLAS)  # as tools/bench_models.py does: MLX's own BLAS hides the rest
+    set_up_profile(args)
     import bench_workloads as wl
+
+    from xla_metal.runtime import execution
+
+    # evaluated inside Execute, on this thread, where the clock sees it (asynchronous
+    # execution waits in C++ or on the plugin's completion thread instead)
+    execution.SYNCHRONOUS = True
     import mlx.core as mx
 
     for call in EVAL_CALLS:
         _clocked(mx, call)
 
-    mx.set_default_device(mx.cpu if args.device == "cpu" else mx.gpu)
-    if args.resnet_batch is None:
-        args.resnet_batch = 32 if args.device == "cpu" else 128
     print(f"device {args.device}; means over {args.steps} steps"
           f"{' under cProfile' if args.top else ''}")
     for name in args.only.split(","):
