@@ -207,7 +207,8 @@ void QuiesceCompletion();
 // interpreter is shutting down: by then Python frees everything itself.
 void ReleaseHandle(XmCall XmBridge::*slot, int64_t handle) noexcept;
 // Releases a buffer's Python handle: queued, and handed to Python in batches, at the start of
-// the next call into Python (Execute, a transfer, memory stats...) or once the queue is long.
+// the next call into Python (Execute, a transfer, memory stats...; not the completion
+// thread's await) or once the queue is long.
 // A training step drops its ~100 old parameter buffers between two Executes, and each
 // release alone would cost a GIL round trip.
 void ReleaseBuffer(int64_t handle) noexcept;

@@ -323,7 +323,9 @@ Status CallBridge(XmCall XmBridge::*slot, const char* slot_name, void* args,
   // until they are copied. On a thread Python did not create, that state would otherwise be
   // torn down the moment the callback returned.
   GilScope gil;
-  FlushReleasedBuffers();
+  // Not on the completion thread's await: a buffer is released on a thread of the frontend,
+  // as when each release was its own call.
+  if (slot != &XmBridge::await_execution) FlushReleasedBuffers();
   const char* failure = (bridge.*slot)(args);
   if (failure != nullptr) return ErrorFromBridge(failure);  // copies the text
   return read_outputs ? read_outputs() : Ok();
