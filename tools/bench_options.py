@@ -1,5 +1,6 @@
-"""The benchmark workloads' sizes as command-line options, shared by tools/bench_models.py,
-tools/profile_step.py and tools/profile_graph.py (imported before JAX and MLX are)."""
+"""The benchmark workloads' sizes as command-line options, shared by tools/bench_models.py
+and the profiling tools, and the profiling tools' device set-up (imported before JAX and MLX
+are)."""
 
 from __future__ import annotations
 

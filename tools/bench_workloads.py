@@ -162,15 +162,20 @@ def resnet(args) -> Workload:
                   mm.make_resnet_step(strides), _mlx_conv_layout(params), batch)
 
 
-def gru(args) -> Workload:
+def gru_inputs(args):
+    """The GRU's parameters (64 inputs, 256 hidden) and its input sequence."""
     rng = np.random.default_rng(3)
     inputs, hidden, steps, n = 64, 256, args.gru_steps, args.gru_batch
     params = {"wx": _normal(rng, (inputs, 3 * hidden), inputs),
               "wh": _normal(rng, (hidden, 3 * hidden), hidden),
               "b": np.zeros(3 * hidden, np.float32)}
-    batch = (rng.standard_normal((steps, n, inputs)).astype(np.float32),)
-    return _three(f"GRU {hidden} scan {steps} steps, batch {n}, fwd+bwd", jm.gru_step, params,
-                  mm.gru_step, params, batch)
+    return params, rng.standard_normal((steps, n, inputs)).astype(np.float32)
+
+
+def gru(args) -> Workload:
+    params, xs = gru_inputs(args)
+    return _three(f"GRU 256 scan {args.gru_steps} steps, batch {args.gru_batch}, fwd+bwd",
+                  jm.gru_step, params, mm.gru_step, params, (xs,))
 
 
 WORKLOADS = {"mlp": mlp, "lm": lm, "resnet": resnet, "gru": gru}

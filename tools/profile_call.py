@@ -50,23 +50,11 @@ def per_step(run: Callable[[], Any], steps: int, warmup: int = 3) -> float:
 
 def graph_alone(args: Any, name: str) -> float:
     """Seconds per step of our compiled entry function called directly, with mx.eval."""
-    import jax
     import mlx.core as mx
-    import numpy as np
-    from jax._src.lib import _jax
-    from jaxlib.mlir.dialects import stablehlo
-    from profile_graph import workloads as graph_workloads
+    from profile_graph import our_program, workloads
 
-    from xla_metal.compiler import compile_program
-    from xla_metal.runtime.dtypes import to_mlx
-
-    jax_step, arrays, static, _, _ = graph_workloads(args)[name]
-    text = jax_step.lower(*arrays, *static).as_text(debug_info=True)
-    program = compile_program(_jax.mlir.serialize_portable_artifact(
-        text, stablehlo.get_current_version(), False))
-    inputs = [to_mlx(np.asarray(a), np.asarray(a).dtype.name)
-              for a in jax.tree_util.tree_leaves(arrays)]
-    entry = program.entry()
+    jax_step, arrays, static, _, _ = workloads(args)[name]
+    entry, inputs = our_program(jax_step, arrays, static)
     return per_step(lambda: mx.eval(entry(*inputs)), args.steps)
 
 

@@ -15,13 +15,12 @@ import argparse
 import collections
 import os
 import re
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
 
-from bench_options import add_size_arguments
+from bench_options import add_size_arguments, set_up_profile
 
 
 def per_step_ms(fn: Callable[..., Any], inputs: list[Any], steps: int) -> float:
@@ -43,6 +42,24 @@ def primitives(outputs: list[Any]) -> collections.Counter:
         return collections.Counter(re.findall(r'label ="([A-Za-z_]+)"', f.read()))
 
 
+def our_program(jax_step: Any, arrays: tuple, static: tuple) -> tuple[Any, list[Any]]:
+    """The step lowered by JAX and compiled by xla_metal.compiler, as (its entry function,
+    its inputs as MLX arrays)."""
+    import jax
+    import numpy as np
+    from jax._src.lib import _jax
+    from jaxlib.mlir.dialects import stablehlo
+
+    from xla_metal.compiler import compile_program
+    from xla_metal.runtime.dtypes import to_mlx
+
+    text = jax_step.lower(*arrays, *static).as_text(debug_info=True)
+    program = compile_program(_jax.mlir.serialize_portable_artifact(
+        text, stablehlo.get_current_version(), False))
+    leaves = [np.asarray(a) for a in jax.tree_util.tree_leaves(arrays)]
+    return program.entry(), [to_mlx(a, a.dtype.name) for a in leaves]
+
+
 def workloads(args) -> dict[str, tuple[Any, tuple, tuple, Callable, tuple]]:
     """name -> (jitted JAX step, its array arguments, its static ones, native MLX step, its
     arguments), as in the bench."""
@@ -60,10 +77,7 @@ def workloads(args) -> dict[str, tuple[Any, tuple, tuple, Callable, tuple]]:
     params, tokens, targets = wl.lm_inputs(args)
     lm_state = wl._adam_state(params)
     rparams, strides, rbatch = wl._resnet_inputs(args)
-    grng = np.random.default_rng(3)
-    gparams = {"wx": wl._normal(grng, (64, 768), 64), "wh": wl._normal(grng, (256, 768), 256),
-               "b": np.zeros(768, np.float32)}
-    gxs = grng.standard_normal((args.gru_steps, args.gru_batch, 64)).astype(np.float32)
+    gparams, gxs = wl.gru_inputs(args)
     return {
         "mlp": (jax.jit(jm.mlp_step), (mlp_params, *mlp_batch), (), mm.mlp_step,
                 (mlp_params, *mlp_batch)),
@@ -82,49 +96,33 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=30)
     add_size_arguments(p)
     args = p.parse_args()
-    os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from bench_models import OPENBLAS, load_blas
-
-    if args.device == "cpu":
-        load_blas(OPENBLAS)  # as tools/bench_models.py does: MLX's own BLAS hides the rest
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")  # no plugin: our compiler is called directly
+    set_up_profile(args)
     import jax
     import mlx.core as mx
     import numpy as np
-    from jax._src.lib import _jax
-    from jaxlib.mlir.dialects import stablehlo
     from mlx.utils import tree_map
 
-    from xla_metal.compiler import compile_program
-    from xla_metal.runtime.dtypes import to_mlx
-
-    mx.set_default_device(mx.cpu if args.device == "cpu" else mx.gpu)
-    if args.resnet_batch is None:
-        args.resnet_batch = 32 if args.device == "cpu" else 128
     table = workloads(args)
     print(f"device {args.device}; ms per step over {args.steps} steps (mx.eval each)")
     for name in args.only.split(","):
         jax_step, arrays, static, mlx_step, mlx_args = table[name]
-        text = jax_step.lower(*arrays, *static).as_text(debug_info=True)
-        program = compile_program(_jax.mlir.serialize_portable_artifact(
-            text, stablehlo.get_current_version(), False))
-        leaves = [np.asarray(a) for a in jax.tree_util.tree_leaves(arrays)]
-        ours_inputs = [to_mlx(a, a.dtype.name) for a in leaves]
+        entry, ours_inputs = our_program(jax_step, arrays, static)
         native_inputs = [tree_map(lambda a: mx.array(np.asarray(a)), x) for x in mlx_args]
         mx.eval(ours_inputs, jax.tree_util.tree_leaves(native_inputs))
-        ours = per_step_ms(program.entry(), ours_inputs, args.steps)
+        ours = per_step_ms(entry, ours_inputs, args.steps)
         native = per_step_ms(mlx_step, native_inputs, args.steps)
         print(f"{name:7s} ours {ours:9.3f} ms   native {native:9.3f} ms   ratio "
               f"{ours / native:5.2f}", flush=True)
         # the compiled graphs: what is evaluated (fused element-wise work is one Compiled node)
-        ours_fused = primitives(program.entry()(*ours_inputs))
+        ours_fused = primitives(entry(*ours_inputs))
         native_fused = primitives(jax.tree_util.tree_leaves(mlx_step(*native_inputs)))
         print(f"        nodes evaluated (compiled graph): ours {sum(ours_fused.values())}, "
               f"native {sum(native_fused.values())}; by kind (ours/native): " +
               ", ".join(f"{k} {ours_fused[k]}/{native_fused[k]}"
                         for k in sorted(set(ours_fused) | set(native_fused))), flush=True)
         mx.disable_compile()
-        ours_count = primitives(program.entry()(*ours_inputs))
+        ours_count = primitives(entry(*ours_inputs))
         native_out = mlx_step(*native_inputs)
         native_count = primitives(jax.tree_util.tree_leaves(native_out))
         mx.enable_compile()

@@ -295,6 +295,8 @@ Status EnsurePythonRuntime() {
   return attached.load(std::memory_order_acquire) ? Ok() : AttachBridge();
 }
 
+namespace {
+
 // Hands the queued buffer releases to Python. Needs the GIL.
 void FlushReleasedBuffers() noexcept {
   std::vector<int64_t> batch;
@@ -310,6 +312,8 @@ void FlushReleasedBuffers() noexcept {
             failure);
   }
 }
+
+}  // namespace
 
 Status CallBridge(XmCall XmBridge::*slot, const char* slot_name, void* args,
                   const std::function<Status()>& read_outputs) {
