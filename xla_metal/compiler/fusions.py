@@ -28,7 +28,7 @@ from .ir import Module, Op, Operation, TensorType, Value, walk
 from .lowering.regions import combiner
 
 # XLA_METAL_FUSE=0 turns the pass off (tools/bench_fusions.py measures with and without it).
-_ENABLED = os.environ.get("XLA_METAL_FUSE", "1") != "0"
+ENABLED = os.environ.get("XLA_METAL_FUSE", "1") != "0"
 # Element types the fused kernels take (others keep their op-by-op lowering).
 FUSED_DTYPES = frozenset({"float32", "float16", "bfloat16"})
 _BROADCASTS = (Op.BROADCAST_IN_DIM, Op.RESHAPE)
@@ -373,7 +373,7 @@ RULES: dict[Op, list[Callable[[Graph, Operation], Fused | None]]] = {
 
 
 def fuse_kernels(module: Module) -> Module:
-    if not _ENABLED:
+    if not ENABLED:
         return module
     g = Graph(module)
     consumed: set[int] = set()

@@ -142,6 +142,9 @@ class Op(enum.Enum):
     SOFTMAX = "xla_metal.softmax"        # attrs: axes, precise (accumulate in float32)
     LAYER_NORM = "xla_metal.layer_norm"  # (x, [scale], [bias]) over the last axis; attrs: eps
     RMS_NORM = "xla_metal.rms_norm"      # (x, [scale]) over the last axis; attrs: eps
+    # ... and by compiler/fusion_grads.py: a norm's VJP, (x, cotangent of norm(x)) -> dx
+    LAYER_NORM_GRAD = "xla_metal.layer_norm_grad"  # attrs: eps
+    RMS_NORM_GRAD = "xla_metal.rms_norm_grad"      # attrs: eps
 
 
 UNARY_ELEMENTWISE = frozenset({

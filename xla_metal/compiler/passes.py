@@ -14,6 +14,7 @@ from ..element_types import numpy_dtype
 from ..errors import InvalidArgumentError, ResourceExhaustedError, UnimplementedError
 from ..runtime.dtypes import CARRIER, MLX_DTYPE, PAIRS
 from . import ir
+from .fusion_grads import fuse_norm_gradients
 from .fusions import fuse_kernels
 from .ir import PURE, Block, Module, Op, TensorType, TupleType
 from .rewrites import rewrite
@@ -165,6 +166,8 @@ PIPELINE: list[tuple[str, Pass]] = [
     ("check array sizes", check_sizes),
     ("fold zero-size values", fold_empty_values),
     ("fuse softmax and norms onto MLX kernels", fuse_kernels),
+    ("eliminate what they left dead", eliminate_dead_code),
+    ("fuse norms with their gradients", fuse_norm_gradients),
     ("rewrite patterns, mark counted loops", rewrite),
     ("eliminate dead code", eliminate_dead_code),
 ]

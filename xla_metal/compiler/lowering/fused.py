@@ -1,4 +1,5 @@
-"""MLX's fused kernels, for the ops compiler/fusions.py makes from exact StableHLO patterns."""
+"""MLX's fused kernels, for the ops compiler/fusions.py makes from exact StableHLO patterns
+and compiler/fusion_grads.py from normalizations with their gradients."""
 
 from __future__ import annotations
 
@@ -36,3 +37,23 @@ def _layer_norm(ctx, op: Operation, x: mx.array, *rest: mx.array) -> mx.array:
 def _rms_norm(ctx, op: Operation, x: mx.array, *rest: mx.array) -> mx.array:
     scale, _ = _scale_bias(op, rest)
     return mx.fast.rms_norm(x, scale, op.attrs["eps"])
+
+
+def _vjp_of(norm: Any, x: mx.array, cotangent: mx.array) -> mx.array:
+    # on a GPU, MLX differentiates its fused norms with one fused kernel (LayerNormVJP,
+    # RMSNormVJP); on the CPU, through the norm's op-by-op form
+    return mx.vjp(norm, [x], [cotangent])[1][0]
+
+
+@lowering(Op.LAYER_NORM_GRAD)
+@single
+def _layer_norm_grad(ctx, op: Operation, x: mx.array, cotangent: mx.array) -> mx.array:
+    eps = op.attrs["eps"]
+    return _vjp_of(lambda a: mx.fast.layer_norm(a, None, None, eps), x, cotangent)
+
+
+@lowering(Op.RMS_NORM_GRAD)
+@single
+def _rms_norm_grad(ctx, op: Operation, x: mx.array, cotangent: mx.array) -> mx.array:
+    eps = op.attrs["eps"]
+    return _vjp_of(lambda a: mx.fast.rms_norm(a, None, eps), x, cotangent)

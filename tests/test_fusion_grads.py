@@ -1,0 +1,127 @@
+"""compiler/fusion_grads.py: a normalization and its spelled-out gradient become MLX's fused
+norm and its VJP exactly where the backward region is the VJP (checked by the probe); values
+and gradients match JAX's CPU backend either way."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import pytest
+from jax import lax
+
+from tests.direct import artifact, compare_with_cpu
+from tests.test_fusions import layer_norm, normal, rms_norm
+from xla_metal.compiler import compile_program
+from xla_metal.compiler.ir import Op, walk
+
+NORMS = (Op.LAYER_NORM, Op.RMS_NORM, Op.LAYER_NORM_GRAD, Op.RMS_NORM_GRAD)
+TOL = (1e-4, 1e-5)
+
+
+def norm_ops(fn, *args) -> list[Op]:
+    module = compile_program(artifact(fn, *args), verify_each=True).module
+    return sorted((o.op for f in module.functions.values() for o in walk(f.body)
+                   if o.op in NORMS), key=lambda op: op.name)
+
+
+def grads(loss, argnums=(0, 1, 2)):
+    return lambda *args: jax.value_and_grad(loss, argnums=argnums)(*args)
+
+
+def test_layer_norm_training_step_is_fused():
+    x, s, b, c = normal(4, 6, 32), normal(32), normal(32), normal(4, 6, 32)
+    step = grads(lambda x, s, b, c: jnp.sum(layer_norm(x, s, b) * c))
+    assert norm_ops(step, x, s, b, c) == [Op.LAYER_NORM, Op.LAYER_NORM_GRAD]
+    compare_with_cpu(step, x, s, b, c, tol=TOL)
+
+
+def test_rms_norm_training_step_is_fused():
+    x, s = normal(3, 5, 16), normal(16)
+    step = grads(lambda x, s: jnp.sum(jnp.sin(rms_norm(x, s))), argnums=(0, 1))
+    assert norm_ops(step, x, s) == [Op.RMS_NORM, Op.RMS_NORM_GRAD]
+    compare_with_cpu(step, x, s, tol=TOL)
+
+
+def test_other_spellings_are_fused():
+    def square_scale_only(x, s, b):  # autodiff of square, not ** 2; b unused
+        mean = jnp.mean(x, axis=-1, keepdims=True)
+        var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
+        return (x - mean) * lax.rsqrt(var + 1e-6) * s
+
+    def no_keepdims(x, s, b):
+        c = x - jnp.mean(x, axis=-1)[:, None]
+        return c * lax.rsqrt(jnp.mean(c * c, axis=-1) + 1e-5)[:, None] * s + b
+
+    x, s, b = normal(6, 12), normal(12), normal(12)
+    for norm in (square_scale_only, no_keepdims):
+        step = grads(lambda x, s, b, norm=norm: jnp.sum(norm(x, s, b) ** 2))
+        assert norm_ops(step, x, s, b) == [Op.LAYER_NORM, Op.LAYER_NORM_GRAD], norm.__name__
+        compare_with_cpu(step, x, s, b, tol=TOL)
+
+
+def test_gradient_parts_added_into_a_residual_stream():
+    # x feeds the norm and a residual: JAX adds the norm's gradient parts into x's total
+    # one at a time (the transformer's case); the parts become the VJP and zeros
+    def loss(x, s, b, w):
+        h = x
+        for _ in range(2):
+            h = h + jnp.tanh(layer_norm(h, s, b) @ w)
+        return jnp.sum(h ** 2)
+
+    x, s, b, w = normal(2, 5, 16), normal(16), normal(16), normal(16, 16) * 0.3
+    step = grads(loss, argnums=(0, 1, 2, 3))
+    assert norm_ops(step, x, s, b, w) == [Op.LAYER_NORM] * 2 + [Op.LAYER_NORM_GRAD] * 2
+    compare_with_cpu(step, x, s, b, w, tol=(2e-4, 2e-5))
+
+
+def test_a_backward_that_is_not_the_vjp_is_left_alone():
+    # a custom_vjp whose backward reads the forward's interior but is not its gradient:
+    # the probe refutes it, and the program's own (wrong) gradient is what runs
+    @jax.custom_vjp
+    def norm(x):
+        return layer_norm(x, 1.0, 0.0)
+
+    def forward(x):
+        mean = jnp.mean(x, axis=-1, keepdims=True)
+        c = x - mean
+        r = lax.rsqrt(jnp.mean(c * c, axis=-1, keepdims=True) + 1e-5)
+        return c * r, (c, r)
+
+    def backward(saved, g):
+        c, r = saved
+        return (2.0 * r * (g - jnp.mean(g, axis=-1, keepdims=True)),)
+
+    norm.defvjp(forward, backward)
+    x, c = normal(3, 16), normal(3, 16)
+    step = grads(lambda x, c: jnp.sum(norm(x) * c), argnums=(0,))
+    assert Op.LAYER_NORM_GRAD not in norm_ops(step, x, c)
+    compare_with_cpu(step, x, c, tol=TOL)
+
+
+def test_interior_read_elsewhere_is_left_alone():
+    def loss(x, s, b):
+        mean = jnp.mean(x, axis=-1, keepdims=True)
+        r = lax.rsqrt(jnp.mean((x - mean) ** 2, axis=-1, keepdims=True) + 1e-5)
+        return jnp.sum(((x - mean) * r * s + b) ** 2) + jnp.sum(r)  # r is also a term
+
+    x, s, b = normal(4, 8), normal(8), normal(8)
+    step = grads(loss)
+    assert Op.LAYER_NORM_GRAD not in norm_ops(step, x, s, b)
+    compare_with_cpu(step, x, s, b, tol=TOL)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_low_precision_gradients_are_left_alone(dtype):
+    x, s, b = normal(4, 16, dtype=dtype), normal(16, dtype=dtype), normal(16, dtype=dtype)
+    step = grads(lambda x, s, b: jnp.sum(layer_norm(x, s, b).astype(jnp.float32) ** 2))
+    assert Op.LAYER_NORM_GRAD not in norm_ops(step, x, s, b)
+    compare_with_cpu(step, x, s, b, tol=(5e-2, 5e-2))
+
+
+def test_turned_off(monkeypatch):
+    from xla_metal.compiler import fusion_grads
+
+    monkeypatch.setattr(fusion_grads, "_ENABLED", False)
+    x, s, b = normal(4, 8), normal(8), normal(8)
+    step = grads(lambda x, s, b: jnp.sum(layer_norm(x, s, b) ** 2))
+    assert Op.LAYER_NORM_GRAD not in norm_ops(step, x, s, b)

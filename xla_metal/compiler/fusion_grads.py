@@ -1,0 +1,268 @@
+"""Normalizations fused together with their backward pass (mx.fast.layer_norm / rms_norm and
+MLX's VJPs of them: on a GPU one kernel forward, one backward).
+
+In a training step JAX spells out a normalization's gradient, and that gradient reads the
+forward pass's interior (the centered input, the inverse deviation), so compiler/fusions.py
+leaves such a forward alone. This pass takes each normalization x̂ = norm(x) that fusions.py
+matched but could not fuse and finds its backward region: the ops that read the interior,
+then the ops fed only by them, the interior and one outside value e. When the region yields
+one value of x's shape, nothing else reads the interior, and a probe shows the region is
+the normalization's VJP, x̂ becomes NORM(x) and the region's value NORM_GRAD(x, e) (e is x̂'s
+cotangent, g · scale); the interior and the region are then dead.
+
+Why a probe and not a pattern: JAX's autodiff spells the backward one way per spelling of the
+forward (jnp.var, a mean of squares, ** 2, keepdims or not), each of which would need its own
+pattern. The probe evaluates the interior and the region in float64 on random rows (_Rows) and
+compares them with the closed forms (_reference). Both may hold only ROW_OPS: sums over the
+normalized axis, broadcasts back along it, + - * / rsqrt sqrt, float converts and splat
+constants, so both sides are real-analytic functions of (x, e); the difference of two such
+functions is zero everywhere or zero on a set of measure zero, which a random probe misses.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from . import fusions
+from .fusions import Graph, _dtype, _norm, _shape
+from .ir import Block, Module, Op, Operation, TensorType, Value
+from .lowering.regions import combiner
+
+# float32 only: JAX's float16/bfloat16 normalizations widen and narrow along the way, and
+# MLX's backward kernels accumulate differently from those spellings.
+GRAD_DTYPES = frozenset({"float32"})
+NORM_GRAD = {Op.LAYER_NORM: Op.LAYER_NORM_GRAD, Op.RMS_NORM: Op.RMS_NORM_GRAD}
+ROW_OPS = frozenset({Op.ADD, Op.SUBTRACT, Op.MULTIPLY, Op.DIVIDE, Op.NEGATE, Op.RSQRT,
+                     Op.SQRT, Op.CONVERT, Op.BROADCAST_IN_DIM, Op.RESHAPE, Op.REDUCE})
+_ARITHMETIC: dict[Op, Callable[..., Any]] = {
+    Op.ADD: lambda a, b: a + b,
+    Op.SUBTRACT: lambda a, b: a - b,
+    Op.MULTIPLY: lambda a, b: a * b,
+    Op.DIVIDE: lambda a, b: a / b,
+    Op.NEGATE: lambda a: -a,
+    Op.RSQRT: lambda a: 1.0 / np.sqrt(a),
+    Op.SQRT: np.sqrt,
+    Op.CONVERT: lambda a: a,
+}
+_PROBE_ROWS = 3
+
+
+class _Rows:
+    """Row-local values as float64: a value laid out as x (its leading dims, then the
+    normalized axis; size-1 dims anywhere) is a (rows, n) matrix, one laid out as x's leading
+    dims alone a (rows, 1) column, a splat constant a float. run() refuses (returns False)
+    any op that is not one of ROW_OPS on such values, or that would mix rows."""
+
+    def __init__(self, g: Graph, x_shape: tuple[int, ...]) -> None:
+        self.g = g
+        self.lead = tuple(d for d in x_shape[:-1] if d != 1)
+        self.n = x_shape[-1]
+
+    def labels(self, shape: tuple[int, ...]) -> tuple[str | None, list[Any]]:
+        """('full' | 'row' | None, per dim: the leading dim it is, 'N', or None if size 1)."""
+        kept = tuple(d for d in shape if d != 1)
+        kind = "full" if kept == (*self.lead, self.n) else "row" if kept == self.lead else None
+        if kind is None:
+            return None, []
+        names: Iterator[Any] = iter([*range(len(self.lead)), "N"])
+        return kind, [next(names) if d != 1 else None for d in shape]
+
+    def run(self, o: Operation, env: dict[int, Any]) -> bool:
+        if o.op not in ROW_OPS or len(o.results) != 1 or not _float32(o.results[0]):
+            return False
+        args: list[Any] = [env[id(v)] if id(v) in env else self.g.splat(v) for v in o.operands]
+        kind, out = self.labels(_shape(o.results[0]))
+        if kind is None or any(a is None for a in args) or \
+                not all(_float32(v) for v in o.operands):
+            return False
+        if o.op in _ARITHMETIC:
+            with np.errstate(all="ignore"):
+                env[id(o.results[0])] = _ARITHMETIC[o.op](*args)
+            return True
+        a = args[0]
+        if isinstance(a, float):  # a splat stays one (a reduce of it is not row-local)
+            env[id(o.results[0])] = a
+            return o.op is not Op.REDUCE
+        source_kind, source = self.labels(_shape(o.operands[0]))
+        if source_kind is None:
+            return False
+        if o.op is Op.RESHAPE:
+            value = a if source_kind == kind else None
+        elif o.op is Op.BROADCAST_IN_DIM:
+            dims = o.attrs["broadcast_dimensions"]
+            if any(source[i] is not None and source[i] != out[d] for i, d in enumerate(dims)):
+                return False
+            added = {label for label in out if label is not None} - set(source)
+            value = (np.broadcast_to(a, (a.shape[0], self.n)) if kind == "full" else a) \
+                if added <= {"N"} else None
+        else:  # a sum over the normalized axis, or over size-1 dims only
+            summed = {source[d] for d in o.attrs["dimensions"]} - {None}
+            if combiner(o.regions[0]) != "ADD" or args[1] != 0.0:
+                return False
+            value = a.sum(axis=1, keepdims=True) if summed == {"N"} and kind == "row" else \
+                a if not summed and kind == source_kind else None
+        if value is None:
+            return False
+        env[id(o.results[0])] = value
+        return True
+
+
+def _float32(v: Value) -> bool:
+    # float32 throughout: a convert is then an identity, so float64 evaluates it exactly
+    return _dtype(v) == "float32"
+
+
+def _reference(kind: Op, x: np.ndarray, e: np.ndarray, eps: float
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(norm(x), its VJP for cotangent e) in closed form, over the last axis."""
+    c = x - x.mean(axis=1, keepdims=True) if kind is Op.LAYER_NORM else x
+    r = 1.0 / np.sqrt((c * c).mean(axis=1, keepdims=True) + eps)
+    normed = c * r
+    grad = r * (e - normed * (e * normed).mean(axis=1, keepdims=True))
+    if kind is Op.LAYER_NORM:
+        grad -= r * e.mean(axis=1, keepdims=True)
+    return normed, grad
+
+
+def _probe(g: Graph, kind: Op, eps: float, x: Value, e: Value, ops: list[Operation],
+           normed: Value, grads: list[Value]) -> bool:
+    """Do `ops` compute norm(x) as `normed` and its VJP for cotangent e as the sum of
+    `grads`?"""
+    rng = np.random.default_rng(0)
+    rows, n = _PROBE_ROWS, _shape(x)[-1]
+    xs = rng.standard_normal((rows, n)) * rng.uniform(0.5, 2.0, (rows, 1)) \
+        + rng.uniform(-1.0, 1.0, (rows, 1))
+    es = rng.standard_normal((rows, n))
+    env: dict[int, Any] = {id(x): xs, id(e): es}
+    probe = _Rows(g, _shape(x))
+    if not all(probe.run(o, env) for o in ops):
+        return False
+    want = _reference(kind, xs, es, eps)
+    parts: list[Any] = [env.get(id(v)) for v in grads]
+    if not all(isinstance(p, np.ndarray) for p in parts):
+        return False
+    got = (env.get(id(normed)), np.sum(parts, axis=0))
+    return all(isinstance(a, np.ndarray) and a.shape == b.shape
+               and np.allclose(a, b, rtol=1e-9, atol=1e-12) for a, b in zip(got, want, strict=True))
+
+
+def _backward(g: Graph, ops: list[Operation], start: int, x: Value, interior: set[int],
+              taken: set[int], e: Value | None = None
+              ) -> tuple[list[Operation], Value | None]:
+    """(the region, e): from ops[start:], the ops that read an interior or region value (or
+    e), whose other operands are x, splat constants, or e: the one outside value the region
+    reads, the first one met unless given. Run once to find e, then again with e given, so
+    that ops reading only x and e before the first region op that reads e are taken too."""
+    region: list[Operation] = []
+    made = set(interior)
+    for o in ops[start:]:
+        if id(o) in taken or not o.results or not any(
+                id(v) in made or (v is e and e is not None) for v in o.operands):
+            continue
+        unknown = {id(v): v for v in o.operands if id(v) not in made and v is not x
+                   and v is not e and g.splat(v) is None}
+        if len(unknown) > (1 if e is None else 0):
+            continue
+        if unknown:
+            (e,) = unknown.values()
+        region.append(o)
+        made.update(id(r) for r in o.results)
+    return region, e
+
+
+def _fuse_at(g: Graph, ops: list[Operation], position: dict[int, int], m: Operation) -> bool:
+    """Fuse the normalization whose last multiply is m with its backward region (ops: m's
+    block, position: each op's index there)."""
+    trial: list[Operation] = []
+    found = _norm(g, m.results[0], trial)
+    if found is None:
+        return False
+    kind, x, eps = found
+    if _shape(x)[-1] < 2:
+        return False
+    unique = {id(o): o for o in trial if o is not m}
+    if not all(i in position for i in unique) or _dtype(x) != _dtype(m.results[0]):
+        return False
+    interior = sorted(unique.values(), key=lambda o: position[id(o)])
+    inner = {id(r) for o in interior for r in o.results}
+    start, taken = position[id(interior[0])], {*unique, id(m)}
+    region, e = _backward(g, ops, start, x, inner, taken)
+    if e is None:
+        return False
+    region, _ = _backward(g, ops, start, x, inner, taken, e)
+    reads = Counter(id(v) for o in [*interior, m, *region] for v in o.operands)
+    outs = [r for o in region for r in o.results if reads[id(r)] != g.uses.get(id(r), 0)]
+    if any(reads[i] != g.uses.get(i, 0) for i in inner) or not outs:
+        return False
+    if any(_shape(v) != _shape(x) or _dtype(v) != _dtype(x) for v in (e, *outs)) or \
+            (len(outs) > 1 and not _summed(g, ops, region, outs, reads)) or \
+            not _probe(g, kind, eps, x, e, [*interior, m, *region], m.results[0], outs):
+        return False
+    m.op, m.operands, m.attrs, m.regions = kind, [x], {"eps": eps, "scale": False,
+                                                        "bias": False}, []
+    makers = [next(o for o in region if r in o.results) for r in outs]
+    makers[0].op, makers[0].operands, makers[0].attrs, makers[0].regions = \
+        NORM_GRAD[kind], [x, e], {"eps": eps}, []
+    if len(makers) > 1:  # the gradient's other parts: zeros (their sum is the gradient)
+        zero = Operation(Op.CONSTANT, [], [Value(TensorType((), _dtype(x)))],
+                         {"value": np.zeros((), _dtype(x))})
+        ops.insert(0, zero)
+        for o in makers[1:]:
+            o.op, o.operands, o.attrs, o.regions = \
+                Op.BROADCAST_IN_DIM, zero.results, {"broadcast_dimensions": ()}, []
+    for v in (x, x, e):
+        g.uses[id(v)] = g.uses.get(id(v), 0) + 1
+    return True
+
+
+def _summed(g: Graph, ops: list[Operation], region: list[Operation], outs: list[Value],
+            reads: Counter) -> bool:
+    """Does the program read the region's `outs` only through their sum? (JAX adds a
+    gradient's parts into the running total one by one: outside the region each part, and
+    each partial sum, is read once, by the next add, up to one total.)"""
+    inside = {id(o) for o in region}
+    readers: dict[int, list[Operation]] = {}
+    for o in ops:
+        for v in o.operands:
+            if id(o) not in inside:
+                readers.setdefault(id(v), []).append(o)
+    totals = set()
+    for v in outs:
+        if g.uses.get(id(v), 0) - reads[id(v)] != 1:
+            return False
+        while g.uses.get(id(v), 0) - reads[id(v)] == 1 and \
+                len(after := readers.get(id(v), [])) == 1 and after[0].op is Op.ADD:
+            v = after[0].results[0]
+        totals.add(id(v))
+    return len(totals) == 1
+
+
+def _blocks(block: Block) -> Iterator[Block]:
+    yield block
+    for o in block.ops:
+        for region in o.regions:
+            yield from _blocks(region)
+
+
+# XLA_METAL_FUSE_GRADS=0 turns this pass off (XLA_METAL_FUSE=0 turns off both).
+_ENABLED = os.environ.get("XLA_METAL_FUSE_GRADS", "1") != "0"
+
+
+def fuse_norm_gradients(module: Module) -> Module:
+    if not (_ENABLED and fusions.ENABLED):
+        return module
+    g = Graph(module)
+    for fn in module.functions.values():
+        for block in list(_blocks(fn.body)):
+            position = {id(o): i for i, o in enumerate(block.ops)}
+            for o in list(block.ops):
+                if o.op is Op.MULTIPLY and _dtype(o.results[0]) in GRAD_DTYPES and \
+                        _fuse_at(g, block.ops, position, o):
+                    position = {id(o): i for i, o in enumerate(block.ops)}
+    return module
+
