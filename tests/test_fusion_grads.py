@@ -125,3 +125,23 @@ def test_turned_off(monkeypatch):
     x, s, b = normal(4, 8), normal(8), normal(8)
     step = grads(lambda x, s, b: jnp.sum(layer_norm(x, s, b) ** 2))
     assert Op.LAYER_NORM_GRAD not in norm_ops(step, x, s, b)
+
+
+def test_rematerialized_forward_is_fused():
+    # jax.checkpoint: the backward recomputes the norm's interior next to its gradient
+    x, s, b = normal(4, 16), normal(16), normal(16)
+    step = grads(lambda x, s, b: jnp.sum(jnp.cos(jax.checkpoint(layer_norm)(x, s, b))))
+    assert Op.LAYER_NORM_GRAD in norm_ops(step, x, s, b)
+    compare_with_cpu(step, x, s, b, tol=TOL)
+
+
+def test_gradient_through_a_scan_matches():
+    # the forward loop stacks the interior for the backward loop: nothing to fuse, still exact
+    def loss(xs, s, b):
+        def body(h, x):
+            h = layer_norm(h + x, s, b)
+            return h, jnp.sum(h * h)
+        return jnp.sum(lax.scan(body, jnp.zeros(xs.shape[1:], xs.dtype), xs)[1])
+
+    xs, s, b = normal(6, 3, 8), normal(8), normal(8)
+    compare_with_cpu(grads(loss), xs, s, b, tol=TOL)

@@ -44,6 +44,9 @@ def parse_args() -> argparse.Namespace:
                    help="consecutive steps one repeat times (their mean is the repeat's "
                         "value): on a GPU a single step after another contender's is not a "
                         "training loop's steady state")
+    p.add_argument("--settle", type=int, default=0,
+                   help="untimed steps a contender runs at the start of each repeat (after "
+                        "another contender's step, e.g. XLA:CPU's on every core)")
     p.add_argument("--blas", default=OPENBLAS,
                    help="BLAS to load before MLX on the CPU ('' = none)")
     add_size_arguments(p)
@@ -60,7 +63,7 @@ def load_blas(path: str) -> bool:
 
 
 def measure(runners: dict[str, Callable[[], object]], warmup: int, repeats: int,
-            steps: int = 1
+            steps: int = 1, settle: int = 0
             ) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, float]]:
     """Wall and process-CPU seconds per call of each runner, alternating them; also each
     one's first-call time. CPU time counts every thread of this process, so it is the
@@ -77,6 +80,8 @@ def measure(runners: dict[str, Callable[[], object]], warmup: int, repeats: int,
     names = list(runners)
     for rep in range(repeats):
         for name in names[rep % len(names):] + names[:rep % len(names)]:
+            for _ in range(settle):
+                runners[name]()
             start, cpu_start = time.perf_counter(), time.process_time()
             for _ in range(steps):
                 runners[name]()
@@ -106,7 +111,7 @@ def main() -> None:
             continue
         workload = wl.WORKLOADS[name](args)
         wall, cpu, first = measure(workload.runners, args.warmup, args.repeats,
-                                   args.steps_per_repeat)
+                                   args.steps_per_repeat, args.settle)
         row = {"name": workload.title, **{c: statistics.median(wall[c]) for c in CONTENDERS},
                "cpu_time": {c: statistics.median(cpu[c]) for c in CONTENDERS},
                "first": first, "loss": workload.first_loss(),
@@ -130,7 +135,7 @@ def main() -> None:
               f"load {os.getloadavg()[0]:.1f}; MLX {mx.__version__} device {args.device}"
               f"{' + OpenBLAS' if blas else ''}; jax {jax.__version__}; "
               f"{args.repeats} repeats of {args.steps_per_repeat} step(s) after {args.warmup} "
-              f"warm-up, medians")
+              f"warm-up{f', {args.settle} untimed per repeat' if args.settle else ''}, medians")
     print(header)
     if args.out:
         wl.write_report(args, header, rows, notes, sys.argv[1:])
