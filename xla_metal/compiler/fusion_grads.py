@@ -203,16 +203,22 @@ def _fuse_at(g: Graph, ops: list[Operation], position: dict[int, int], m: Operat
             (len(outs) > 1 and not _summed(g, ops, region, outs, reads)) or \
             not _probe(g, kind, eps, x, e, [*interior, m, *region], m.results[0], outs):
         return False
+    # the gradient goes where its last part was made (e is defined by then: checked, as a
+    # part need not read e itself); the other parts become zeros, their sum being the VJP
+    makers = sorted((next(o for o in region if r in o.results) for r in outs),
+                    key=lambda o: position[id(o)])
+    e_def = g.defs.get(id(e))
+    if e_def is not None and position.get(id(e_def), -1) > position[id(makers[-1])]:
+        return False
     m.op, m.operands, m.attrs, m.regions = kind, [x], {"eps": eps, "scale": False,
                                                         "bias": False}, []
-    makers = [next(o for o in region if r in o.results) for r in outs]
-    makers[0].op, makers[0].operands, makers[0].attrs, makers[0].regions = \
-        NORM_GRAD[kind], [x, e], {"eps": eps}, []
-    if len(makers) > 1:  # the gradient's other parts: zeros (their sum is the gradient)
+    last = makers[-1]
+    last.op, last.operands, last.attrs, last.regions = NORM_GRAD[kind], [x, e], {"eps": eps}, []
+    if len(makers) > 1:
         zero = Operation(Op.CONSTANT, [], [Value(TensorType((), _dtype(x)))],
                          {"value": np.zeros((), _dtype(x))})
         ops.insert(0, zero)
-        for o in makers[1:]:
+        for o in makers[:-1]:
             o.op, o.operands, o.attrs, o.regions = \
                 Op.BROADCAST_IN_DIM, zero.results, {"broadcast_dimensions": ()}, []
     for v in (x, x, e):
