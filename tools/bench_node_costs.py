@@ -11,20 +11,15 @@ Native MLX only; no JAX.
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 from typing import Any
 
 import mlx.core as mx
+from profile_graph import per_step_ms
 
 
 def clock(label: str, fn: Callable[..., Any], *args: Any, steps: int = 30) -> None:
-    for _ in range(3):
-        mx.eval(fn(*args))
-    start = time.perf_counter()
-    for _ in range(steps):
-        mx.eval(fn(*args))
-    print(f"{label:44s} {(time.perf_counter() - start) / steps * 1e3:8.3f} ms", flush=True)
+    print(f"{label:44s} {per_step_ms(fn, list(args), steps):8.3f} ms", flush=True)
 
 
 def spelled_layer_norm(a: mx.array, s: mx.array, b: mx.array) -> mx.array:

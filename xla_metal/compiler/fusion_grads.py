@@ -113,8 +113,8 @@ class _Rows:
 
 
 def _float32(v: Value) -> bool:
-    # float32 throughout: a convert is then an identity, so float64 evaluates it exactly
-    return _dtype(v) == "float32"
+    # GRAD_DTYPES throughout: a convert is then an identity, so float64 evaluates it exactly
+    return _dtype(v) in GRAD_DTYPES
 
 
 def _reference(kind: Op, x: np.ndarray, e: np.ndarray, eps: float

@@ -61,8 +61,8 @@ def _get(handle: int, kind: type) -> Any:
 
 
 def release(args: Any) -> None:
+    """An executable's handle (buffers come in batches: release_buffers)."""
     _give_up(args.handle)
-    execution.pending_outputs.pop(args.handle, None)
 
 
 def release_buffers(args: Any) -> None:
