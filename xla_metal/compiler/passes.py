@@ -17,6 +17,7 @@ from . import ir
 from .fusion_grads import fuse_norm_gradients
 from .fusions import fuse_kernels
 from .ir import PURE, Block, Module, Op, TensorType, TupleType
+from .loop_slabs import stage_slabs
 from .rewrites import rewrite
 
 Pass = Callable[[Module], Module]
@@ -169,6 +170,7 @@ PIPELINE: list[tuple[str, Pass]] = [
     ("eliminate what they left dead", eliminate_dead_code),
     ("fuse norms with their gradients", fuse_norm_gradients),
     ("rewrite patterns, mark counted loops", rewrite),
+    ("read and write counted loops' rows in slabs", stage_slabs),
     ("eliminate dead code", eliminate_dead_code),
 ]
 

@@ -136,6 +136,13 @@ def _known_int(v: Value, defs: dict[int, Operation], depth: int = 0) -> int | No
 
 def trip_count(loop: Operation, defs: dict[int, Operation]) -> int | None:
     """Iterations of `while (i < bound) { ...; i = i + 1 }` with constant start and bound."""
+    counted = counted_loop(loop, defs)
+    return None if counted is None else counted[2]
+
+
+def counted_loop(loop: Operation, defs: dict[int, Operation]) -> tuple[int, int, int] | None:
+    """(the counter's position among the loop's values, its start, the trip count) of
+    `while (i < bound) { ...; i = i + 1 }` with constant start and bound."""
     cond, body = loop.regions
     compare = [o for o in cond.ops[:-1] if o.op is not Op.CONSTANT]
     if len(compare) != 1 or compare[0].op is not Op.COMPARE:
@@ -156,7 +163,7 @@ def trip_count(loop: Operation, defs: dict[int, Operation]) -> int | None:
     one = b if a is body.args[i] else a if b is body.args[i] else None
     if one is None or _constant_int(one, defs) != 1:
         return None
-    return max(0, bound - start)
+    return i, start, max(0, bound - start)
 
 
 def _size(block: Block, module: Module, defs: dict[int, Operation],

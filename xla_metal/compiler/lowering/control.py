@@ -91,7 +91,9 @@ def _while(ctx, op: Operation, *args: Any) -> Sequence[Any]:
                 values = list(body(*values))
             return values
         chunk = max(1, min(CHUNK or op.attrs.get("chunk", 1), trips))
-        chunks, every = _region(ctx, op, 1, chunk), max(1, _EVAL_EVERY // chunk)
+        # a body unrolled by compiler/loop_slabs.py runs attrs["unrolled"] iterations
+        steps = chunk * op.attrs.get("unrolled", 1)
+        chunks, every = _region(ctx, op, 1, chunk), max(1, _EVAL_EVERY // steps)
         for i in range(trips // chunk):
             values = list(chunks(*values))
             if i % every == every - 1:

@@ -144,12 +144,13 @@ def _starts(op: Operation, starts: tuple[mx.array, ...], limits: list[int]
     constant 0 are left out (None: every axis starts at 0). Constant starts come clamped from
     compiler/rewrites.py (attrs["static_starts"])."""
     static = op.attrs.get("static_starts") or (None,) * len(starts)
+    in_range = op.attrs.get("starts_in_range", False)  # compiler/loop_slabs.py proved it
     parts, axes = [], []
     for d, (s, known, limit) in enumerate(zip(starts, static, limits, strict=True)):
         if known != 0:
             axes.append(d)
-            parts.append(_clamped(s, limit) if known is None else
-                         mx.array([known], dtype=mx.int32))
+            parts.append(mx.array([known], dtype=mx.int32) if known is not None else
+                         s.astype(mx.int32).reshape(1) if in_range else _clamped(s, limit))
     if not parts:
         return None, []
     return (parts[0] if len(parts) == 1 else mx.concatenate(parts)), axes
