@@ -32,11 +32,6 @@ from .rewrites import _definitions, _known_int, counted_loop
 
 # XLA_METAL_LOOP_SLABS=0 turns this pass off (read when the pass runs, so tools can flip it).
 ENABLED = os.environ.get("XLA_METAL_LOOP_SLABS", "1") != "0"
-# Calls inlined into a loop body before looking for row reads and writes: JAX puts each
-# dynamic_index_in_dim / dynamic_update_index_in_dim in a function of 3 or 4 operations.
-_INLINE_OPS = 6
-
-
 def _clone(ops: list[Operation], mapping: dict[int, Value]) -> list[Operation]:
     """Copies of `ops` reading mapping[v] for each mapped value v, with fresh results (added
     to the mapping)."""
@@ -54,13 +49,14 @@ def _clone(ops: list[Operation], mapping: dict[int, Value]) -> list[Operation]:
     return copies
 
 
-def _inline_small_calls(block: Block, module: Module) -> None:
-    """Calls to functions of a few region-free operations, replaced by those operations."""
+def _inline_calls(block: Block, module: Module) -> None:
+    """Calls to functions with no regions, replaced by their operations (JAX puts a scan's
+    row reads and writes, and a fori_loop's step, each in a function of its own)."""
     ops: list[Operation] = []
     for o in block.ops:
         fn = module.functions.get(o.attrs.get("callee", "")) if o.op is Op.CALL else None
         body = fn.body if fn is not None else None
-        if body is None or len(body.ops) > _INLINE_OPS or any(x.regions for x in body.ops):
+        if body is None or any(x.regions for x in body.ops):
             ops.append(o)
             continue
         mapping = {id(a): v for a, v in zip(body.args, o.operands, strict=True)}
@@ -101,10 +97,29 @@ class _Rows:
         self.axis, self.a, self.b = axis, a, b
 
 
-def _affine(block: Block, counter: Value, defs: dict[int, Operation]
-            ) -> dict[int, tuple[int, int]]:
-    """Integer scalars of the block that are a * counter + b (a in -1, 0, 1)."""
-    known: dict[int, tuple[int, int]] = {id(counter): (1, 0)}
+def _induction(body: Block, loop: Operation, index: int, start: int,
+               defs: dict[int, Operation]) -> dict[int, tuple[int, int]]:
+    """The counter and every other loop value that starts at a constant and steps by 1 (JAX's
+    fori_loop carries its own i beside the loop's counter), as a * counter + b at the top
+    of the body."""
+    found = {id(body.args[index]): (1, 0)}
+    for j, (arg, init) in enumerate(zip(body.args, loop.operands, strict=True)):
+        step = defs.get(id(body.terminator.operands[j]))
+        c = _known_int(init, defs)
+        if c is None or step is None or step.op is not Op.ADD or arg.type != init.type:
+            continue
+        others = [v for v in step.operands if v is not arg]
+        if len(others) == 1 and _known_int(others[0], defs) == 1:
+            found[id(arg)] = (1, c - start)
+    return found
+
+
+def _affine(block: Block, known: dict[int, tuple[int, int]], defs: dict[int, Operation],
+            counters: tuple[int, int]) -> dict[int, tuple[int, int]]:
+    """Integer scalars of the block that are a * counter + b, given `known` ones. The counter
+    at the top of the block runs from counters[0] to counters[1]: a select JAX puts around
+    an index (wrapping a negative one) is decided by it where it can be."""
+    known = dict(known)
 
     def of(v: Value) -> tuple[int, int] | None:
         if id(v) in known:
@@ -112,19 +127,36 @@ def _affine(block: Block, counter: Value, defs: dict[int, Operation]
         c = _known_int(v, defs)
         return None if c is None else (0, c)
 
+    def below(v: Value, bound: Value) -> bool | None:
+        """Is v < bound on every trip (True), on none (False), or not known (None)?"""
+        ab, k = of(v), _known_int(bound, defs)
+        if ab is None or k is None:
+            return None
+        lows = [ab[0] * c + ab[1] for c in counters]
+        return True if max(lows) < k else False if min(lows) >= k else None
+
     for o in block.ops:
-        if o.op not in (Op.ADD, Op.SUBTRACT, Op.NEGATE) or o.results[0].type != counter.type:
+        t = o.results[0].type if len(o.results) == 1 else None
+        if not isinstance(t, TensorType) or t.shape != () or not t.dtype.startswith("int"):
             continue
         args = [of(v) for v in o.operands]
-        if any(x is None for x in args):
-            continue
-        if o.op is Op.NEGATE:
-            a, b = args[0]  # type: ignore[misc]
-            known[id(o.results[0])] = (-a, -b)
-        else:
+        if o.op is Op.CONVERT and args[0] is not None and o.operands[0].type == t:
+            known[id(o.results[0])] = args[0]
+        elif o.op is Op.NEGATE and args[0] is not None:
+            known[id(o.results[0])] = (-args[0][0], -args[0][1])
+        elif o.op in (Op.ADD, Op.SUBTRACT) and None not in args:
             (a1, b1), (a2, b2) = args  # type: ignore[misc]
             sign = 1 if o.op is Op.ADD else -1
             known[id(o.results[0])] = (a1 + sign * a2, b1 + sign * b2)
+        elif o.op is Op.SELECT:
+            test = defs.get(id(o.operands[0]))
+            if test is None or test.op is not Op.COMPARE or \
+                    test.attrs.get("comparison_direction") != "LT":
+                continue
+            taken = below(*test.operands)
+            chosen = None if taken is None else args[1] if taken else args[2]
+            if chosen is not None:
+                known[id(o.results[0])] = chosen
     return known
 
 
@@ -268,11 +300,13 @@ def _stage(loop: Operation, module: Module, defs: dict[int, Operation]) -> list[
         return [loop]
     index, start, _ = counted
     body = loop.regions[1]
-    _inline_small_calls(body, module)
+    _inline_calls(body, module)
     long_body = _unrolled(body, chunk)
     counter = long_body.args[index]
     local_defs = {**defs, **{id(r): o for o in long_body.ops for r in o.results}}
-    affine = _affine(long_body, counter, local_defs)
+    body_defs = {**defs, **{id(r): o for o in body.ops for r in o.results}}
+    affine = _affine(long_body, _induction(body, loop, index, start, body_defs), local_defs,
+                     (start, start + chunk * (trips // chunk - 1)))
     accesses = {id(o): r for o in long_body.ops
                 if o.op in (Op.DYNAMIC_SLICE, Op.DYNAMIC_UPDATE_SLICE)
                 and (r := _row_access(o, affine)) is not None}
