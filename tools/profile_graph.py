@@ -1,12 +1,15 @@
 """The device cost of the MLX graph we build for a training step, against native MLX's graph.
 
     python tools/profile_graph.py [--device cpu|gpu] [--only mlp,lm,resnet] [--steps 30]
+                                  [--off loop_slabs --rounds 3]
 
 No PJRT and no JAX dispatch: the step is lowered by JAX, compiled by xla_metal.compiler and
 its entry function (mx.compile'd as the runtime runs it) called on MLX arrays in a loop with
 mx.eval, beside the native MLX step of tools/bench_mlx_models.py on the same inputs. What this
 measures is the graph alone; tools/profile_step.py measures the whole call. It also counts the
 primitives of both uncompiled graphs (mx.export_to_dot), by kind, to show what ours has more of.
+With --off PASS it also compiles the step with that compiler pass turned off and times both
+versions and native in turn, --rounds times, in this one process (the machine drifts).
 """
 
 from __future__ import annotations
@@ -60,6 +63,42 @@ def our_program(jax_step: Any, arrays: tuple, static: tuple) -> tuple[Any, list[
     return program.entry(), [to_mlx(a, a.dtype.name) for a in leaves]
 
 
+# Compiler passes --off can turn off: name -> (module, its switch).
+PASSES = {"loop_slabs": ("xla_metal.compiler.loop_slabs", "ENABLED"),
+          "fusion_grads": ("xla_metal.compiler.fusion_grads", "_ENABLED")}
+
+
+def rounds_with_and_without(args, name: str, table: dict) -> None:
+    """The graph compiled with and without pass args.off, and native, timed in turn."""
+    import importlib
+
+    import jax
+    import mlx.core as mx
+    import numpy as np
+    from mlx.utils import tree_map
+
+    module, switch = PASSES[args.off]
+    module = importlib.import_module(module)
+    jax_step, arrays, static, mlx_step, mlx_args = table[name]
+    versions = {}
+    for on in (True, False):
+        setattr(module, switch, on)
+        versions[on] = our_program(jax_step, arrays, static)
+    setattr(module, switch, True)
+    native_inputs = [tree_map(lambda a: mx.array(np.asarray(a)), x) for x in mlx_args]
+    mx.eval(jax.tree_util.tree_leaves(native_inputs))
+    for r in range(args.rounds):
+        on, off = (per_step_ms(*versions[v], args.steps) for v in (True, False))
+        native = per_step_ms(mlx_step, native_inputs, args.steps)
+        print(f"{name:7s} round {r}: with {args.off} {on:9.3f} ms   without {off:9.3f} ms   "
+              f"native {native:9.3f} ms   ratios {on / native:5.2f} / {off / native:5.2f}",
+              flush=True)
+    same = all(bool(mx.array_equal(a, b)) for a, b in
+               zip(versions[True][0](*versions[True][1]),
+                   versions[False][0](*versions[False][1]), strict=True))
+    print(f"        results of the two versions bitwise equal: {same}", flush=True)
+
+
 def workloads(args) -> dict[str, tuple[Any, tuple, tuple, Callable, tuple]]:
     """name -> (jitted JAX step, its array arguments, its static ones, native MLX step, its
     arguments), as in the bench."""
@@ -94,6 +133,8 @@ def main() -> None:
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     p.add_argument("--only", default="mlp,lm,resnet")
     p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--off", choices=sorted(PASSES), help="also time the graph without this pass")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of --off's comparison")
     add_size_arguments(p)
     args = p.parse_args()
     os.environ.setdefault("JAX_PLATFORMS", "cpu")  # no plugin: our compiler is called directly
@@ -106,6 +147,9 @@ def main() -> None:
     table = workloads(args)
     print(f"device {args.device}; ms per step over {args.steps} steps (mx.eval each)")
     for name in args.only.split(","):
+        if args.off:
+            rounds_with_and_without(args, name, table)
+            continue
         jax_step, arrays, static, mlx_step, mlx_args = table[name]
         entry, ours_inputs = our_program(jax_step, arrays, static)
         native_inputs = [tree_map(lambda a: mx.array(np.asarray(a)), x) for x in mlx_args]
