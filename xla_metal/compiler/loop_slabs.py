@@ -28,10 +28,12 @@ import os
 import numpy as np
 
 from .ir import Block, Module, Op, Operation, TensorType, Value, walk
-from .rewrites import _definitions, _known_int, counted_loop
+from .rewrites import counted_loop, definitions, known_int
 
 # XLA_METAL_LOOP_SLABS=0 turns this pass off (read when the pass runs, so tools can flip it).
 ENABLED = os.environ.get("XLA_METAL_LOOP_SLABS", "1") != "0"
+
+
 def _clone(ops: list[Operation], mapping: dict[int, Value]) -> list[Operation]:
     """Copies of `ops` reading mapping[v] for each mapped value v, with fresh results (added
     to the mapping)."""
@@ -105,11 +107,11 @@ def _induction(body: Block, loop: Operation, index: int, start: int,
     found = {id(body.args[index]): (1, 0)}
     for j, (arg, init) in enumerate(zip(body.args, loop.operands, strict=True)):
         step = defs.get(id(body.terminator.operands[j]))
-        c = _known_int(init, defs)
+        c = known_int(init, defs)
         if c is None or step is None or step.op is not Op.ADD or arg.type != init.type:
             continue
         others = [v for v in step.operands if v is not arg]
-        if len(others) == 1 and _known_int(others[0], defs) == 1:
+        if len(others) == 1 and known_int(others[0], defs) == 1:
             found[id(arg)] = (1, c - start)
     return found
 
@@ -124,12 +126,12 @@ def _affine(block: Block, known: dict[int, tuple[int, int]], defs: dict[int, Ope
     def of(v: Value) -> tuple[int, int] | None:
         if id(v) in known:
             return known[id(v)]
-        c = _known_int(v, defs)
+        c = known_int(v, defs)
         return None if c is None else (0, c)
 
     def below(v: Value, bound: Value) -> bool | None:
         """Is v < bound on every trip (True), on none (False), or not known (None)?"""
-        ab, k = of(v), _known_int(bound, defs)
+        ab, k = of(v), known_int(bound, defs)
         if ab is None or k is None:
             return None
         lows = [ab[0] * c + ab[1] for c in counters]
@@ -329,7 +331,9 @@ def _stage(loop: Operation, module: Module, defs: dict[int, Operation]) -> list[
                 (id(x) in passed or x not in long_body.args):
             r = accesses[id(o)]
             reads.setdefault((id(x), r.axis, r.a), []).append(o)
-    read_groups = [g for g in reads.values() if len(g) > 1 and fits(g)]
+    # a slab spanning rows nobody reads is copied for nothing: at most twice the rows read
+    read_groups = [g for g in reads.values() if len(g) > 1 and fits(g) and
+                   _span([accesses[id(o)] for o in g], g[0].operands[0])[1] <= 2 * len(g)]
     chains = [c for c in _write_chains(long_body, accesses)
               if len(c) > 1 and _adjacent([accesses[id(o)] for o in c]) and fits(c)]
     if not read_groups and not chains:
@@ -380,7 +384,7 @@ def _bounded(cond: Block, bound: int) -> Block:
 def stage_slabs(module: Module) -> Module:
     if not ENABLED:
         return module
-    defs = _definitions(module)
+    defs = definitions(module)
 
     def visit(block: Block) -> None:
         ops: list[Operation] = []

@@ -51,13 +51,13 @@ def _users(module: Module) -> dict[int, list[Operation]]:
     return users
 
 
-def _definitions(module: Module) -> dict[int, Operation]:
+def definitions(module: Module) -> dict[int, Operation]:
     return {id(r): o for fn in module.functions.values() for o in walk(fn.body)
             for r in o.results}
 
 
 def fold_dot_transpose(module: Module) -> Module:
-    defs, users = _definitions(module), _users(module)
+    defs, users = definitions(module), _users(module)
     for fn in module.functions.values():
         for operation in walk(fn.body):
             if operation.op is not Op.TRANSPOSE:
@@ -96,14 +96,14 @@ def _constant_int(v: Value, defs: dict[int, Operation]) -> int | None:
     return int(np.asarray(o.attrs["value"]).reshape(()))
 
 
-# Integer scalar arithmetic folded by _known_int (JAX writes a constant start index of
+# Integer scalar arithmetic folded by known_int (JAX writes a constant start index of
 # dynamic_slice as select(false, 0 + n, 0)).
 _ARITHMETIC = {Op.ADD: operator.add, Op.SUBTRACT: operator.sub, Op.MULTIPLY: operator.mul}
 _ORDER = {"EQ": operator.eq, "NE": operator.ne, "LT": operator.lt, "LE": operator.le,
           "GT": operator.gt, "GE": operator.ge}
 
 
-def _known_int(v: Value, defs: dict[int, Operation], depth: int = 0) -> int | None:
+def known_int(v: Value, defs: dict[int, Operation], depth: int = 0) -> int | None:
     """The value of an integer or bool scalar computed from constants alone, if it is one
     (None where any input it needs is computed, or a step would leave its type's range)."""
     o, t = defs.get(id(v)), v.type
@@ -113,10 +113,10 @@ def _known_int(v: Value, defs: dict[int, Operation], depth: int = 0) -> int | No
     if o.op is Op.CONSTANT:
         return int(np.asarray(o.attrs["value"]).reshape(()))
     if o.op is Op.SELECT:
-        pred = _known_int(o.operands[0], defs, depth + 1)
-        return None if pred is None else _known_int(o.operands[1 if pred else 2], defs,
+        pred = known_int(o.operands[0], defs, depth + 1)
+        return None if pred is None else known_int(o.operands[1 if pred else 2], defs,
                                                     depth + 1)
-    known = [_known_int(a, defs, depth + 1) for a in o.operands]
+    known = [known_int(a, defs, depth + 1) for a in o.operands]
     args = [a for a in known if a is not None]
     if len(args) != len(known):
         return None
@@ -184,7 +184,7 @@ def _size(block: Block, module: Module, defs: dict[int, Operation],
 
 
 def mark_counted_loops(module: Module) -> Module:
-    defs = _definitions(module)
+    defs = definitions(module)
     for fn in module.functions.values():
         for operation in walk(fn.body):
             if operation.op is not Op.WHILE:
@@ -225,7 +225,7 @@ def _native(t: object) -> bool:
 
 
 def simplify_reductions(module: Module) -> Module:
-    defs, users = _definitions(module), _users(module)
+    defs, users = definitions(module), _users(module)
     for fn in module.functions.values():
         for operation in walk(fn.body):
             if operation.op is not Op.REDUCE or len(operation.results) != 1:
@@ -273,7 +273,7 @@ _FIRST_START = {Op.DYNAMIC_SLICE: 1, Op.DYNAMIC_UPDATE_SLICE: 2}
 
 
 def mark_static_starts(module: Module) -> Module:
-    defs = _definitions(module)
+    defs = definitions(module)
     for fn in module.functions.values():
         for operation in walk(fn.body):
             first = _FIRST_START.get(operation.op)
@@ -286,7 +286,7 @@ def mark_static_starts(module: Module) -> Module:
                 continue
             starts: list[int | None] = []
             for v, n, k in zip(operation.operands[first:], x.shape, sizes, strict=True):
-                c = _known_int(v, defs)
+                c = known_int(v, defs)
                 starts.append(None if c is None else min(max(c, 0), max(n - int(k), 0)))
             operation.attrs["static_starts"] = tuple(starts)
     return module
