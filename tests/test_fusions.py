@@ -229,5 +229,8 @@ def test_fused_ops_inside_a_scan():
         return lax.scan(step, jnp.zeros(xs.shape[1:], xs.dtype), xs)
 
     xs, s, b = normal(5, 3, 8), normal(8), normal(8)
-    assert sorted(o.name for o in fused_ops(f, xs, s, b)) == ["LAYER_NORM", "SOFTMAX"]
+    # one of each per iteration (compiler/loop_slabs.py may have unrolled the body)
+    names = [o.name for o in fused_ops(f, xs, s, b)]
+    assert set(names) == {"LAYER_NORM", "SOFTMAX"}
+    assert names.count("LAYER_NORM") == names.count("SOFTMAX")
     compare(f, xs, s, b, tol=(1e-4, 1e-5))
