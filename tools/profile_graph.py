@@ -63,6 +63,18 @@ def our_program(jax_step: Any, arrays: tuple, static: tuple) -> tuple[Any, list[
     return program.entry(), [to_mlx(a, a.dtype.name) for a in leaves]
 
 
+def native_arrays(mlx_args: tuple) -> list[Any]:
+    """The native step's arguments as MLX arrays, evaluated."""
+    import jax
+    import mlx.core as mx
+    import numpy as np
+    from mlx.utils import tree_map
+
+    arrays = [tree_map(lambda a: mx.array(np.asarray(a)), x) for x in mlx_args]
+    mx.eval(jax.tree_util.tree_leaves(arrays))
+    return arrays
+
+
 # Compiler passes --off can turn off: name -> (module, its switch).
 PASSES = {"loop_slabs": ("xla_metal.compiler.loop_slabs", "ENABLED"),
           "fusion_grads": ("xla_metal.compiler.fusion_grads", "_ENABLED")}
@@ -72,10 +84,7 @@ def rounds_with_and_without(args, name: str, table: dict) -> None:
     """The graph compiled with and without pass args.off, and native, timed in turn."""
     import importlib
 
-    import jax
     import mlx.core as mx
-    import numpy as np
-    from mlx.utils import tree_map
 
     module, switch = PASSES[args.off]
     module = importlib.import_module(module)
@@ -85,8 +94,7 @@ def rounds_with_and_without(args, name: str, table: dict) -> None:
         setattr(module, switch, on)
         versions[on] = our_program(jax_step, arrays, static)
     setattr(module, switch, True)
-    native_inputs = [tree_map(lambda a: mx.array(np.asarray(a)), x) for x in mlx_args]
-    mx.eval(jax.tree_util.tree_leaves(native_inputs))
+    native_inputs = native_arrays(mlx_args)
     for r in range(args.rounds):
         on, off = (per_step_ms(*versions[v], args.steps) for v in (True, False))
         native = per_step_ms(mlx_step, native_inputs, args.steps)
@@ -141,8 +149,6 @@ def main() -> None:
     set_up_profile(args)
     import jax
     import mlx.core as mx
-    import numpy as np
-    from mlx.utils import tree_map
 
     table = workloads(args)
     print(f"device {args.device}; ms per step over {args.steps} steps (mx.eval each)")
@@ -152,8 +158,8 @@ def main() -> None:
             continue
         jax_step, arrays, static, mlx_step, mlx_args = table[name]
         entry, ours_inputs = our_program(jax_step, arrays, static)
-        native_inputs = [tree_map(lambda a: mx.array(np.asarray(a)), x) for x in mlx_args]
-        mx.eval(ours_inputs, jax.tree_util.tree_leaves(native_inputs))
+        native_inputs = native_arrays(mlx_args)
+        mx.eval(ours_inputs)
         ours = per_step_ms(entry, ours_inputs, args.steps)
         native = per_step_ms(mlx_step, native_inputs, args.steps)
         print(f"{name:7s} ours {ours:9.3f} ms   native {native:9.3f} ms   ratio "

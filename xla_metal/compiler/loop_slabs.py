@@ -39,16 +39,19 @@ def _clone(ops: list[Operation], mapping: dict[int, Value]) -> list[Operation]:
     to the mapping)."""
     copies = []
     for o in ops:
-        regions = []
-        for region in o.regions:
-            args = [Value(a.type) for a in region.args]
-            mapping.update((id(a), b) for a, b in zip(region.args, args, strict=True))
-            regions.append(Block(args, _clone(region.ops, mapping)))
+        regions = [_clone_block(region, mapping) for region in o.regions]
         results = [Value(r.type) for r in o.results]
         mapping.update((id(r), n) for r, n in zip(o.results, results, strict=True))
         copies.append(Operation(o.op, [mapping.get(id(v), v) for v in o.operands], results,
                                 dict(o.attrs), regions, o.loc))
     return copies
+
+
+def _clone_block(block: Block, mapping: dict[int, Value]) -> Block:
+    """A copy of a block with fresh arguments (what _clone does for its operations)."""
+    args = [Value(a.type) for a in block.args]
+    mapping.update((id(a), b) for a, b in zip(block.args, args, strict=True))
+    return Block(args, _clone(block.ops, mapping))
 
 
 def _inline_calls(block: Block, module: Module) -> None:
@@ -307,12 +310,12 @@ def _stage(loop: Operation, module: Module, defs: dict[int, Operation]) -> list[
     counter = long_body.args[index]
     local_defs = {**defs, **{id(r): o for o in long_body.ops for r in o.results}}
     body_defs = {**defs, **{id(r): o for o in body.ops for r in o.results}}
+    main_trips = trips // chunk
     affine = _affine(long_body, _induction(body, loop, index, start, body_defs), local_defs,
-                     (start, start + chunk * (trips // chunk - 1)))
+                     (start, start + chunk * (main_trips - 1)))
     accesses = {id(o): r for o in long_body.ops
                 if o.op in (Op.DYNAMIC_SLICE, Op.DYNAMIC_UPDATE_SLICE)
                 and (r := _row_access(o, affine)) is not None}
-    main_trips = trips // chunk
     defined = {id(r) for o in long_body.ops for r in o.results}
     passed = {id(a) for j, a in enumerate(long_body.args)
               if long_body.terminator.operands[j] is a}
@@ -356,29 +359,22 @@ def _stage(loop: Operation, module: Module, defs: dict[int, Operation]) -> list[
     if not rest:
         return [main]
     mapping: dict[int, Value] = {}
-    tail_regions = []
-    for region in loop.regions:
-        args = [Value(a.type) for a in region.args]
-        mapping.update((id(a), b) for a, b in zip(region.args, args, strict=True))
-        tail_regions.append(Block(args, _clone(region.ops, mapping)))
     tail = Operation(Op.WHILE, main_results, loop.results,
                      {**loop.attrs, "trip_count": rest, "chunk": min(chunk, rest)},
-                     tail_regions, loop.loc)
+                     [_clone_block(region, mapping) for region in loop.regions], loop.loc)
     return [main, tail]
 
 
 def _bounded(cond: Block, bound: int) -> Block:
     """A copy of a counted loop's condition `i < n` testing `i < bound` instead."""
-    mapping: dict[int, Value] = {}
-    args = [Value(a.type) for a in cond.args]
-    mapping.update((id(a), b) for a, b in zip(cond.args, args, strict=True))
-    ops = _clone(cond.ops, mapping)
-    test = next(o for o in ops if o.op is Op.COMPARE)
+    copy = _clone_block(cond, {})
+    test = next(o for o in copy.ops if o.op is Op.COMPARE)
     t = test.operands[1].type
     assert isinstance(t, TensorType)
     c = Operation(Op.CONSTANT, [], [Value(t)], {"value": np.array(bound, t.dtype)})
     test.operands = [test.operands[0], c.results[0]]
-    return Block(args, [c, *ops])
+    copy.ops.insert(0, c)
+    return copy
 
 
 def stage_slabs(module: Module) -> Module:
