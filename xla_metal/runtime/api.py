@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import __version__
 from ..bridge import keep
-from ..compiler import compile_program, ir
+from ..compiler import compile_program, ir, placement
 from ..compiler.importer import module_text, readable, stablehlo_versions
 from ..compiler.lowering.callbacks import host_callback_names
 from ..compiler.placement import CPU_ONLY_DTYPES
@@ -140,12 +140,15 @@ class Executable:
     code: bytes                   # the program as received: what serialization keeps
     platform: str
     inline: bool                  # evaluated inside Execute (execution.runs_inline)
+    cpu_stream_too: bool          # a GPU plan that also places work on MLX's CPU stream
     # whether an execution's results were checked against `outputs`: a plan gives the same
     # shapes and dtypes every run, so the first execution checks them for all
     outputs_checked: bool = False
 
     def streams(self) -> tuple[Any, ...]:
-        """The MLX stream this thread schedules the program's work on."""
+        """The MLX streams this thread schedules the program's work on."""
+        if self.cpu_stream_too:
+            return (mx.default_stream(self.client.device), mx.default_stream(mx.cpu))
         return (mx.default_stream(self.client.device),)
 
 
@@ -180,14 +183,6 @@ def _platform(client: Client) -> str:
     return "cpu" if client.device.type == mx.cpu else "gpu"
 
 
-def _runs_inline(platform: str, module: ir.Module) -> bool:
-    # On a GPU client every execution stays synchronous for now: awaiting a job waits on its
-    # streams from another thread (mx.synchronize), which is checked on MLX's CPU device
-    # only; on Metal and CUDA it would also commit the stream's command buffer from that
-    # thread, which the asynchronous path has not been run with yet (docs/dispatch.md).
-    return platform == "gpu" or execution.runs_inline(module)
-
-
 def _compile_into(args: Any, code: bytes) -> None:
     """Compiles `code` for the client in args and fills the compile outputs of args."""
     client = _get(args.client, Client)
@@ -200,7 +195,8 @@ def _compile_into(args: Any, code: bytes) -> None:
     fingerprint = hashlib.sha256(code + f"|{__version__}|{platform}".encode()).hexdigest()
     exe = Executable(client, program.entry(), module, fingerprint,
                      execution.Signature.of(inputs), execution.Signature.of(outputs), code,
-                     platform, _runs_inline(platform, module))
+                     platform, execution.runs_inline(module),
+                     placement.uses_cpu_stream(module, platform))
     meta: list[int] = []
     for t in outputs:
         meta += [_PJRT_TOKEN, 0] if isinstance(t, ir.TokenType) else \

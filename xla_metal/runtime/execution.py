@@ -12,7 +12,9 @@ on an array updates its state (status, event), and so does a later graph that us
 input. So every MLX operation on arrays a buffer may hold runs under `graph_lock`, and
 awaiting a job touches no array at all: it waits for the MLX streams the job was scheduled on
 (mx.synchronize: each stream runs its work in order, so its work is done once a marker placed
-after it has run). Reading a buffer first waits for its job that way, outside the lock.
+after it has run). Reading a buffer first waits for its job that way, outside the lock, except
+on a GPU stream: there mx.synchronize also commits the stream's command buffer (Metal, CUDA),
+which a graph being built writes too, so a GPU stream is waited for under the lock.
 
 A program too small for the hand-over to pay (`runs_inline`: no control flow, few elements
 touched) is evaluated inside Execute instead, on the caller's thread, and its events are
@@ -179,7 +181,13 @@ def execute(exe: Any, args: Any, handles: dict[int, Any], give_up: Any,
 
 def _synchronize(streams: Streams) -> None:
     for stream in streams:
-        mx.synchronize(stream)
+        if stream.device.type == mx.cpu:
+            mx.synchronize(stream)
+        else:
+            # On Metal and CUDA this commits the stream's open command buffer, state that the
+            # thread building the next graph writes too; on the CPU it only queues a marker.
+            with graph_lock:
+                mx.synchronize(stream)
 
 
 def _schedule(streams: Streams) -> int:
