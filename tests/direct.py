@@ -19,11 +19,8 @@ from xla_metal.compiler import compile_program
 from xla_metal.runtime.dtypes import to_mlx, to_numpy
 
 
-def artifact(fn, *args: Any, lowered_for: str | None = None) -> bytes:
-    """`fn` lowered by JAX (for its default platform, or `lowered_for`'s), serialized."""
-    traced = jax.jit(fn, keep_unused=True).trace(*args)
-    lowered = traced.lower(lowering_platforms=(lowered_for,)) if lowered_for else traced.lower()
-    text = lowered.as_text(debug_info=True)
+def artifact(fn, *args: Any) -> bytes:
+    text = jax.jit(fn, keep_unused=True).lower(*args).as_text(debug_info=True)
     return _jax.mlir.serialize_portable_artifact(text, stablehlo.get_current_version(), False)
 
 

@@ -16,7 +16,7 @@ from tests.direct import artifact
 from tests.op_table import check
 from xla_metal.compiler import compile_program
 from xla_metal.compiler.ir import Op
-from xla_metal.compiler.placement import evaluate, uses_cpu_stream
+from xla_metal.compiler.placement import evaluate
 from xla_metal.runtime.dtypes import to_mlx, to_numpy
 
 
@@ -146,16 +146,3 @@ def test_scatter_of_64_bit_ints_is_placed(dtype, placed):
     outputs = program.entry()(*[to_mlx(a, a.dtype.name) for a in args])
     mx.eval(outputs)
     np.testing.assert_array_equal(to_numpy(outputs[0]), np.array([0, 3, 2, 4, 4], dtype))
-
-
-def test_gpu_execution_awaits_the_cpu_stream_only_when_its_plan_uses_it():
-    """An asynchronous execution on a GPU client waits for the CPU stream too exactly when its
-    plan may place work there: float64 steps, or a rule that places itself (mx.linalg)."""
-    program, _ = _program("gpu")
-    assert uses_cpu_stream(program.module, "gpu")
-    assert not uses_cpu_stream(program.module, "cpu")
-    x = np.ones((3, 3), np.float32)
-    assert not uses_cpu_stream(compile_program(artifact(jnp.tanh, x), "gpu").module, "gpu")
-    spd = x + 3 * np.eye(3, dtype=np.float32)
-    chol = compile_program(artifact(jnp.linalg.cholesky, spd, lowered_for="metal"), "gpu")
-    assert uses_cpu_stream(chol.module, "gpu")

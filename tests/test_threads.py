@@ -14,6 +14,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 SECONDS = float(os.environ.get("XLA_METAL_THREADS_SECONDS", "60"))
 THREADS = 8
 
@@ -69,12 +71,17 @@ print(json.dumps(dict(counts=counts, failures=failures, seconds=time.monotonic()
 """
 
 
-def test_eight_threads_compile_run_and_transfer_without_deadlock() -> None:
+@pytest.mark.parametrize("awaited_by", ["stream", "results"])
+def test_eight_threads_compile_run_and_transfer_without_deadlock(awaited_by: str) -> None:
     # Every program asynchronous (these small ones would otherwise run inline): the completion
-    # thread and the waiting threads taking their own jobs are what can race here.
-    env = dict(os.environ, JAX_PLATFORMS="metal,cpu", XLA_METAL_INLINE_ELEMENTS="0")
-    run = subprocess.run([sys.executable, "-c", WORKLOAD, str(SECONDS), str(THREADS)],
-                         capture_output=True, text=True, env=env, timeout=SECONDS + 300)
+    # thread and the waiting threads taking their own jobs are what can race here. Jobs are
+    # awaited as on the CPU (draining the stream) and as on a GPU (waiting for the results;
+    # a third of the time: the GPU itself runs this test with its own way only).
+    env = dict(os.environ, JAX_PLATFORMS="metal,cpu", XLA_METAL_INLINE_ELEMENTS="0",
+               XLA_METAL_AWAIT_RESULTS="1" if awaited_by == "results" else "0")
+    seconds = SECONDS if awaited_by == "stream" else SECONDS / 3
+    run = subprocess.run([sys.executable, "-c", WORKLOAD, str(seconds), str(THREADS)],
+                         capture_output=True, text=True, env=env, timeout=seconds + 300)
     assert run.returncode == 0, "deadlock or crash:\n" + run.stderr[-8000:]
     report = json.loads(run.stdout.strip().splitlines()[-1])
     assert report["failures"] == [], report["failures"]

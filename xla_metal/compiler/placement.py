@@ -18,7 +18,7 @@ from typing import Any
 
 import mlx.core as mx
 
-from .ir import CONTROL_FLOW, Module, Op, Operation, TensorType, TupleType, walk
+from .ir import CONTROL_FLOW, Op, Operation, TensorType, TupleType
 
 # Element types MLX's GPU streams cannot hold.
 CPU_ONLY_DTYPES = frozenset({"float64", "complex128"})
@@ -30,8 +30,6 @@ CPU_ONLY_OPS: set[Op] = set()
 CPU_ONLY_OP_DTYPES: dict[Op, frozenset[str]] = {
     Op.SCATTER: frozenset({"int64", "uint64"}),
 }
-# Ops whose rules may place work on the CPU stream themselves (mx.linalg: stream=mx.cpu).
-_SELF_PLACED = frozenset({Op.CHOLESKY, Op.TRIANGULAR_SOLVE, Op.CUSTOM_CALL})
 # Ops that hand values on to other steps and compute nothing themselves.
 _ROUTING = CONTROL_FLOW | {Op.CALL, Op.COMPOSITE}
 
@@ -52,15 +50,6 @@ def needs_cpu_stream(operation: Operation, platform: str) -> bool:
     types = [v.type for v in (*operation.operands, *operation.results)]
     refused = CPU_ONLY_DTYPES | CPU_ONLY_OP_DTYPES.get(operation.op, frozenset())
     return any(d in refused for t in types for d in dtypes_of(t))
-
-
-def uses_cpu_stream(module: Module, platform: str) -> bool:
-    """Whether a plan of `module` for `platform` may run work on MLX's CPU stream (so awaiting
-    an execution waits for that stream too)."""
-    if platform != "gpu":
-        return False
-    return any(operation.op in _SELF_PLACED or needs_cpu_stream(operation, platform)
-               for function in module.functions.values() for operation in walk(function.body))
 
 
 def on_cpu_stream(rule: Callable[..., Sequence[Any]]) -> Callable[..., Sequence[Any]]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import __version__
 from ..bridge import keep
-from ..compiler import compile_program, ir, placement
+from ..compiler import compile_program, ir
 from ..compiler.importer import module_text, readable, stablehlo_versions
 from ..compiler.lowering.callbacks import host_callback_names
 from ..compiler.placement import CPU_ONLY_DTYPES
@@ -140,16 +140,9 @@ class Executable:
     code: bytes                   # the program as received: what serialization keeps
     platform: str
     inline: bool                  # evaluated inside Execute (execution.runs_inline)
-    cpu_stream_too: bool          # a GPU plan that also places work on MLX's CPU stream
     # whether an execution's results were checked against `outputs`: a plan gives the same
     # shapes and dtypes every run, so the first execution checks them for all
     outputs_checked: bool = False
-
-    def streams(self) -> tuple[Any, ...]:
-        """The MLX streams this thread schedules the program's work on."""
-        if self.cpu_stream_too:
-            return (mx.default_stream(self.client.device), mx.default_stream(mx.cpu))
-        return (mx.default_stream(self.client.device),)
 
 
 # A token (ordered effects: io_callback(ordered=True), debug.print(ordered=True)) travels as a
@@ -195,8 +188,7 @@ def _compile_into(args: Any, code: bytes) -> None:
     fingerprint = hashlib.sha256(code + f"|{__version__}|{platform}".encode()).hexdigest()
     exe = Executable(client, program.entry(), module, fingerprint,
                      execution.Signature.of(inputs), execution.Signature.of(outputs), code,
-                     platform, execution.runs_inline(module),
-                     placement.uses_cpu_stream(module, platform))
+                     platform, execution.runs_inline(module))
     meta: list[int] = []
     for t in outputs:
         meta += [_PJRT_TOKEN, 0] if isinstance(t, ir.TokenType) else \
@@ -299,7 +291,7 @@ def buffer_to_host(args: Any) -> None:
     array = _handles.get(args.buffer)
     if not isinstance(array, mx.array):
         raise InvalidArgumentError(f"[transfer] buffer {args.buffer} is not live (deleted?)")
-    execution.wait_for_buffer(args.buffer)
+    execution.wait_for_buffer(args.buffer, array)
     with execution.graph_lock:
         host = to_numpy(array)
     if host.ndim == args.rank + 1 and host.dtype == np.float64:  # complex128 pairs
@@ -329,9 +321,9 @@ def buffer_copy(args: Any) -> None:
     # MLX arrays are immutable, so a copy on the same device may share the array: each
     # handle keeps it alive on its own (and waits for the same job before it is read).
     args.copy = _new_handle(_live_array(args.buffer))
-    streams = execution.pending_outputs.get(args.buffer)
-    if streams is not None:
-        execution.pending_outputs[args.copy] = streams
+    job = execution.pending_outputs.get(args.buffer)
+    if job is not None:
+        execution.pending_outputs[args.copy] = job
 
 
 def _memory_range(array: mx.array) -> tuple[int, int] | None:
@@ -363,8 +355,8 @@ def buffer_pointer(args: Any) -> None:
     Each buffer gets memory of its own, as on XLA's backends: before its first address is
     handed out, a buffer whose array is a strided view, or overlaps another buffer's memory,
     gets a row-contiguous copy in its place (the same values: arrays are immutable)."""
-    _live_array(args.buffer)  # a clear error for a dead handle, before waiting for it
-    execution.wait_for_buffer(args.buffer)
+    # a clear error for a dead handle, before waiting for it
+    execution.wait_for_buffer(args.buffer, _live_array(args.buffer))
     with execution.graph_lock:
         _pin(args)
 

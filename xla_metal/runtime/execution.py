@@ -9,12 +9,13 @@ thread, so they fail the Execute call itself, as before.
 
 Threads. MLX's arrays are not safe to touch from two threads at once: evaluating or waiting
 on an array updates its state (status, event), and so does a later graph that uses it as an
-input. So every MLX operation on arrays a buffer may hold runs under `graph_lock`, and
-awaiting a job touches no array at all: it waits for the MLX streams the job was scheduled on
-(mx.synchronize: each stream runs its work in order, so its work is done once a marker placed
-after it has run). Reading a buffer first waits for its job that way, outside the lock, except
-on a GPU stream: there mx.synchronize also commits the stream's command buffer (Metal, CUDA),
-which a graph being built writes too, so a GPU stream is waited for under the lock.
+input. So every MLX operation on arrays a buffer may hold runs under `graph_lock`. On the
+CPU, awaiting a job touches no array at all: it waits for the MLX stream the job was
+scheduled on (mx.synchronize: a stream runs its work in order, so its work is done once a
+marker placed after it has run), outside the lock. A GPU stream belongs to the thread that
+created it (MLX 0.32 refuses to synchronize another thread's), so a GPU job waits for its
+results instead: mx.eval of arrays already scheduled only waits for their events, from any
+thread, under graph_lock. Reading a buffer first waits for its job the same way.
 
 A program too small for the hand-over to pay (`runs_inline`: no control flow, few elements
 touched) is evaluated inside Execute instead, on the caller's thread, and its events are
@@ -52,10 +53,39 @@ INLINE_ELEMENTS = int(os.environ.get("XLA_METAL_INLINE_ELEMENTS", 1 << 15))
 # RLock: a host callback running inside an execution may itself execute on 'metal'.
 graph_lock = threading.RLock()
 
-Streams = tuple[Any, ...]  # the mx.Streams a job's work was scheduled on
-_in_flight: OrderedDict[int, Streams] = OrderedDict()
-# Output handles of jobs not known to be done: reading one waits for these streams first.
-pending_outputs: dict[int, Streams] = {}
+
+
+@dataclass(frozen=True)
+class Job:
+    """What awaiting one execution waits for (see the module's docstring)."""
+
+    stream: Any | None                 # on the CPU: the stream its work was scheduled on
+    results: tuple[mx.array, ...] = ()  # on a GPU: its results
+
+    def wait(self) -> None:
+        if self.stream is not None:
+            mx.synchronize(self.stream)
+        elif self.results:
+            with graph_lock:
+                mx.eval(list(self.results))
+
+
+# XLA_METAL_AWAIT_RESULTS=1 awaits CPU jobs by their results too, as on a GPU: so the GPU's
+# way of waiting runs under the thread tests here (tests/test_threads.py).
+_AWAIT_RESULTS = os.environ.get("XLA_METAL_AWAIT_RESULTS", "0") == "1"
+
+
+def waits_by_stream(device: mx.Device) -> bool:
+    """Whether a job on `device` is awaited by draining its stream (else: its results)."""
+    return device.type == mx.cpu and not _AWAIT_RESULTS
+
+
+_in_flight: OrderedDict[int, Job] = OrderedDict()
+# Output handles of jobs not known to be done: reading one waits for its job first. A GPU
+# job's entry holds no arrays (the reader waits for the buffer's own array), so a result the
+# user dropped is not kept alive by a sibling that is still pending.
+pending_outputs: dict[int, Job] = {}
+_GPU_RESULT = Job(None)
 _next_job = itertools.count(1)
 
 
@@ -162,7 +192,9 @@ def execute(exe: Any, args: Any, handles: dict[int, Any], give_up: Any,
         outputs = exe.run(*inputs)
         evaluate(outputs, asynchronous=not inline)
         if not inline:
-            streams = exe.streams()
+            by_stream = waits_by_stream(exe.client.device)
+            job = Job(mx.default_stream(exe.client.device)) if by_stream \
+                else Job(None, tuple(outputs))
     if not exe.outputs_checked:
         problem = exe.outputs.mismatch(outputs, "result")
         if problem is not None:
@@ -174,41 +206,34 @@ def execute(exe: Any, args: Any, handles: dict[int, Any], give_up: Any,
     if inline or not outputs:
         args.completion = 0
         return
+    pending = job if by_stream else _GPU_RESULT
     for i in range(len(outputs)):
-        pending_outputs[result_handles[i]] = streams
-    args.completion = _schedule(streams)
+        pending_outputs[result_handles[i]] = pending
+    args.completion = _schedule(job)
 
 
-def _synchronize(streams: Streams) -> None:
-    for stream in streams:
-        if stream.device.type == mx.cpu:
-            mx.synchronize(stream)
-        else:
-            # On Metal and CUDA this commits the stream's open command buffer, state that the
-            # thread building the next graph writes too; on the CPU it only queues a marker.
-            with graph_lock:
-                mx.synchronize(stream)
-
-
-def _schedule(streams: Streams) -> int:
-    job = next(_next_job)
-    _in_flight[job] = streams
+def _schedule(job: Job) -> int:
+    number = next(_next_job)
+    _in_flight[number] = job
     while len(_in_flight) > MAX_IN_FLIGHT:
-        # Waits here for the oldest (its job stays awaited by C++ as usual: a stream already
-        # drained makes that wait short).
-        _synchronize(_in_flight.popitem(last=False)[1])
-    return job
+        # Waits here for the oldest (it stays awaited by C++ as usual: work already done makes
+        # that wait short).
+        _in_flight.popitem(last=False)[1].wait()
+    return number
 
 
 def await_execution(args: Any) -> None:
-    """Waits until the work of job args.job is done; touches no array (any thread may)."""
-    streams = _in_flight.pop(args.job, None)
-    if streams is not None:
-        _synchronize(streams)
+    """Waits until the work of job args.job is done (any thread may)."""
+    job = _in_flight.pop(args.job, None)
+    if job is not None:
+        job.wait()
 
 
-def wait_for_buffer(handle: int) -> None:
-    """Before reading buffer `handle`: waits for the job computing it, outside graph_lock."""
-    streams = pending_outputs.pop(handle, None)
-    if streams is not None:
-        _synchronize(streams)
+def wait_for_buffer(handle: int, array: mx.array) -> None:
+    """Before reading buffer `handle` (holding `array`): waits for the job computing it."""
+    job = pending_outputs.pop(handle, None)
+    if job is _GPU_RESULT:
+        with graph_lock:
+            mx.eval(array)
+    elif job is not None:
+        job.wait()
