@@ -13,9 +13,13 @@ input. So every MLX operation on arrays a buffer may hold runs under `graph_lock
 CPU, awaiting a job touches no array at all: it waits for the MLX stream the job was
 scheduled on (mx.synchronize: a stream runs its work in order, so its work is done once a
 marker placed after it has run), outside the lock. A GPU stream belongs to the thread that
-created it (MLX 0.32 refuses to synchronize another thread's), so a GPU job waits for its
-results instead: mx.eval of arrays already scheduled only waits for their events, from any
-thread, under graph_lock. Reading a buffer first waits for its job the same way.
+created it (MLX 0.32 refuses to synchronize another thread's), so a GPU job is scheduled
+with a marker of its own, an array that depends on all its results: mx.eval of an array
+already scheduled only waits for its event, and no other thread ever touches the marker, so
+any thread awaits it without the lock. (Waiting under the lock would deadlock: a host
+callback runs inside its execution, under the lock, and may wait for an earlier job that the
+completion thread has taken.) Reading a buffer first waits for its job: on a GPU, for the
+buffer's own array, under the lock.
 
 A program too small for the hand-over to pay (`runs_inline`: no control flow, few elements
 touched) is evaluated inside Execute instead, on the caller's thread, and its events are
@@ -59,15 +63,14 @@ graph_lock = threading.RLock()
 class Job:
     """What awaiting one execution waits for (see the module's docstring)."""
 
-    stream: Any | None                 # on the CPU: the stream its work was scheduled on
-    results: tuple[mx.array, ...] = ()  # on a GPU: its results
+    stream: Any | None = None       # on the CPU: the stream its work was scheduled on
+    marker: mx.array | None = None  # on a GPU: an array depending on all its results
 
     def wait(self) -> None:
         if self.stream is not None:
             mx.synchronize(self.stream)
-        elif self.results:
-            with graph_lock:
-                mx.eval(list(self.results))
+        elif self.marker is not None:
+            mx.eval(self.marker)  # scheduled already: only waits for its event
 
 
 # XLA_METAL_AWAIT_RESULTS=1 awaits CPU jobs by their results too, as on a GPU: so the GPU's
@@ -85,7 +88,7 @@ _in_flight: OrderedDict[int, Job] = OrderedDict()
 # job's entry holds no arrays (the reader waits for the buffer's own array), so a result the
 # user dropped is not kept alive by a sibling that is still pending.
 pending_outputs: dict[int, Job] = {}
-_GPU_RESULT = Job(None)
+_GPU_RESULT = Job()
 _next_job = itertools.count(1)
 
 
@@ -190,11 +193,13 @@ def execute(exe: Any, args: Any, handles: dict[int, Any], give_up: Any,
     inline = SYNCHRONOUS or exe.inline
     with graph_lock, mx.stream(exe.client.device):
         outputs = exe.run(*inputs)
-        evaluate(outputs, asynchronous=not inline)
+        by_stream = inline or waits_by_stream(exe.client.device)
+        marker = None if by_stream or not outputs else \
+            mx.depends(mx.array(False), list(outputs))
+        evaluate(outputs if marker is None else [*outputs, marker], asynchronous=not inline)
         if not inline:
-            by_stream = waits_by_stream(exe.client.device)
-            job = Job(mx.default_stream(exe.client.device)) if by_stream \
-                else Job(None, tuple(outputs))
+            job = Job(stream=mx.default_stream(exe.client.device)) if by_stream \
+                else Job(marker=marker)
     if not exe.outputs_checked:
         problem = exe.outputs.mismatch(outputs, "result")
         if problem is not None:
