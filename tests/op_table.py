@@ -523,6 +523,16 @@ DOT: list[Case] = [
     Case("dot_preferred_int", lambda a, b: lax.dot(a, b, preferred_element_type=jnp.int32),
          arrays(((3, 4), "*"), ((4, 2), "*")), ("int8", "uint8")),
     Case("outer", jnp.outer, arrays(((3,), "*"), ((4,), "*")), ("float32",), grad=True),
+    # several contracting or free axes in a run: merged by a reshape before the transpose
+    Case("dot_weight_grad", lambda a, b: jnp.einsum("bsi,bso->io", a, b),
+         arrays(((2, 3, 4), "*"), ((2, 3, 5), "*")), ("float32", "int32"), tol=(1e-4, 1e-4),
+         grad=True),
+    Case("dot_batch_two_contracting", lambda a, b: jnp.einsum("hqsd,hsdk->hqk", a, b),
+         arrays(((2, 3, 4, 5), "*"), ((2, 4, 5, 3), "*")), ("float32",), tol=(1e-4, 1e-4),
+         grad=True),
+    Case("dot_free_run", lambda a, b: jnp.einsum("bijk,bkl->bijl", a, b),
+         arrays(((2, 3, 4, 5), "*"), ((2, 5, 6), "*")), ("float32",), tol=(1e-4, 1e-4),
+         grad=True),
 ]
 
 

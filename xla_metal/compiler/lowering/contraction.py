@@ -42,6 +42,19 @@ def _int_matmul(a: mx.array, b: mx.array) -> mx.array:
     return acc
 
 
+def _grouped(x: mx.array, groups: list[list[int]]) -> mx.array | None:
+    """x with each group of axes merged into one axis, the groups in the order given; None
+    unless every group is a run of consecutive axes in order. Then the merge is a reshape of
+    x itself (a view of a contiguous x) and only whole groups are transposed, where merging
+    after the transpose would copy (a weight gradient contracts over batch and sequence)."""
+    if any(not g or g != list(range(g[0], g[0] + len(g))) for g in groups):
+        return None
+    order = sorted(range(len(groups)), key=lambda i: groups[i][0])
+    merged = x.reshape([math.prod(x.shape[d] for d in groups[i]) for i in order])
+    axes = [order.index(i) for i in range(len(groups))]
+    return merged if axes == sorted(axes) else merged.transpose(axes)
+
+
 def dot_general(lhs: mx.array, rhs: mx.array, dims: DotDims, out_dtype: mx.Dtype) -> mx.array:
     lb, rb = list(dims.lhs_batch), list(dims.rhs_batch)
     lc, rc = list(dims.lhs_contract), list(dims.rhs_contract)
@@ -58,12 +71,18 @@ def dot_general(lhs: mx.array, rhs: mx.array, dims: DotDims, out_dtype: mx.Dtype
     # several (or no) free or contracting dims. A dense layer ([*lf, K] x [K, N], no batch
     # dims) needs no collapse at all: MLX's matmul broadcasts the [K, N] operand.
     dense = not lb and len(lc) == 1 and len(rc) == 1 and len(rf) == 1 and len(lf) >= 1
-    a = permuted(lhs, lb + lf + lc)
     if (len(lf) != 1 or len(lc) != 1) and not dense:
-        a = a.reshape(*batch_shape, math.prod(lf_shape), k)
-    b = permuted(rhs, rb + rc + rf)
+        a = _grouped(lhs, [[d] for d in lb] + [lf, lc])
+        if a is None:
+            a = permuted(lhs, lb + lf + lc).reshape(*batch_shape, math.prod(lf_shape), k)
+    else:
+        a = permuted(lhs, lb + lf + lc)
     if len(rf) != 1 or len(rc) != 1:
-        b = b.reshape(*batch_shape, k, math.prod(rf_shape))
+        b = _grouped(rhs, [[d] for d in rb] + [rc, rf])
+        if b is None:
+            b = permuted(rhs, rb + rc + rf).reshape(*batch_shape, k, math.prod(rf_shape))
+    else:
+        b = permuted(rhs, rb + rc + rf)
     if a.dtype != out_dtype:
         a = a.astype(out_dtype)
     if b.dtype != out_dtype:
