@@ -58,7 +58,6 @@ INLINE_ELEMENTS = int(os.environ.get("XLA_METAL_INLINE_ELEMENTS", 1 << 15))
 graph_lock = threading.RLock()
 
 
-
 @dataclass(frozen=True)
 class Job:
     """What awaiting one execution waits for (see the module's docstring)."""
@@ -73,13 +72,13 @@ class Job:
             mx.eval(self.marker)  # scheduled already: only waits for its event
 
 
-# XLA_METAL_AWAIT_RESULTS=1 awaits CPU jobs by their results too, as on a GPU: so the GPU's
+# XLA_METAL_AWAIT_RESULTS=1 awaits CPU jobs through a marker too, as on a GPU: so the GPU's
 # way of waiting runs under the thread tests here (tests/test_threads.py).
 _AWAIT_RESULTS = os.environ.get("XLA_METAL_AWAIT_RESULTS", "0") == "1"
 
 
 def waits_by_stream(device: mx.Device) -> bool:
-    """Whether a job on `device` is awaited by draining its stream (else: its results)."""
+    """Whether a job on `device` is awaited by draining its stream (else: by its marker)."""
     return device.type == mx.cpu and not _AWAIT_RESULTS
 
 
@@ -196,16 +195,16 @@ def execute(exe: Any, args: Any, handles: dict[int, Any], give_up: Any,
     inline = SYNCHRONOUS or exe.inline
     with graph_lock, mx.stream(exe.client.device):
         outputs = exe.run(*inputs)
-        by_stream = inline or waits_by_stream(exe.client.device)
+        marked = not inline and not waits_by_stream(exe.client.device)
         # float64 results are evaluated at once (placement.evaluate) and stay out of the marker:
         # it runs on the GPU stream, which refuses float64 inputs
-        narrow = [] if by_stream else \
+        narrow = [] if not marked else \
             [o for o in outputs if o.dtype != mx.float64] if exe.outputs.wide else outputs
         marker = mx.depends(mx.array(False), narrow) if narrow else None
         evaluate(outputs if marker is None else [*outputs, marker], asynchronous=not inline)
         if not inline:
-            job = Job(stream=mx.default_stream(exe.client.device)) if by_stream \
-                else Job(marker=marker)
+            job = Job(marker=marker) if marked else \
+                Job(stream=mx.default_stream(exe.client.device))
     if not exe.outputs_checked:
         problem = exe.outputs.mismatch(outputs, "result")
         if problem is not None:
@@ -217,7 +216,7 @@ def execute(exe: Any, args: Any, handles: dict[int, Any], give_up: Any,
     if inline or not outputs:
         args.completion = 0
         return
-    pending = job if by_stream else _GPU_RESULT
+    pending = _GPU_RESULT if marked else job
     for i in range(len(outputs)):
         pending_outputs[result_handles[i]] = pending
     args.completion = _schedule(job)
