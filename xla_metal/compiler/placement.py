@@ -65,18 +65,27 @@ def on_cpu_stream(rule: Callable[..., Sequence[Any]]) -> Callable[..., Sequence[
 
 
 
-def evaluate(values: Sequence[Any], asynchronous: bool = False) -> None:
+def evaluate(values: Sequence[Any], asynchronous: bool = False,
+             marked: bool = False) -> mx.array | None:
     """mx.eval(values) (mx.async_eval when asked), safe when some are CPU-stream float64.
 
     On an H100 (MLX-CUDA 0.32) one mx.eval of a list mixing a GPU-stream result with a
     CPU-stream float64 result fails ("float64 is not supported on the GPU") although each
-    evaluates alone: float64 arrays are evaluated one by one, after the others."""
+    evaluates alone: float64 arrays are evaluated one by one, after the others, at once.
+    With `marked`, when the values were scheduled asynchronously, also schedules and returns
+    a marker: an array of its own that depends on all of them (runtime/execution.py awaits
+    it from any thread); None when everything was evaluated at once."""
     wide = [v for v in values if v.dtype == mx.float64]
     if not wide:
+        if asynchronous and marked and values:
+            marker = mx.depends(mx.array(False), list(values))
+            mx.async_eval([*values, marker])
+            return marker
         (mx.async_eval if asynchronous else mx.eval)(values)
-        return
+        return None
     rest = [v for v in values if v.dtype != mx.float64]
     if rest:
         mx.eval(rest)
     for v in wide:
         mx.eval(v)
+    return None

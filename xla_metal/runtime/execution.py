@@ -106,8 +106,6 @@ class Signature:
     types: tuple[ir.TensorType | ir.TokenType, ...]
     # (shape, MLX dtype) per value, the form an array reports; None when a token is among them
     expected: tuple[tuple[tuple[int, ...], mx.Dtype], ...] | None
-    # whether a value is held as float64 (float64, complex128): a GPU evaluates those apart
-    wide: bool = True
 
     @staticmethod
     def of(types: list[ir.TensorType | ir.TokenType]) -> Signature:
@@ -119,8 +117,7 @@ class Signature:
                 return Signature(tuple(types), None)
             assert isinstance(t, ir.TensorType)
             expected.append((storage_shape(t.dtype, t.shape), dtype))
-        return Signature(tuple(types), tuple(expected),
-                         any(dtype == mx.float64 for _, dtype in expected))
+        return Signature(tuple(types), tuple(expected))
 
     def matches(self, arrays: list[Any]) -> bool:
         """Whether every array has its expected shape and dtype (tokens: always False, so
@@ -196,12 +193,7 @@ def execute(exe: Any, args: Any, handles: dict[int, Any], give_up: Any,
     with graph_lock, mx.stream(exe.client.device):
         outputs = exe.run(*inputs)
         marked = not inline and not waits_by_stream(exe.client.device)
-        # float64 results are evaluated at once (placement.evaluate) and stay out of the marker:
-        # it runs on the GPU stream, which refuses float64 inputs
-        narrow = [] if not marked else \
-            [o for o in outputs if o.dtype != mx.float64] if exe.outputs.wide else outputs
-        marker = mx.depends(mx.array(False), narrow) if narrow else None
-        evaluate(outputs if marker is None else [*outputs, marker], asynchronous=not inline)
+        marker = evaluate(outputs, asynchronous=not inline, marked=marked)
         if not inline:
             job = Job(marker=marker) if marked else \
                 Job(stream=mx.default_stream(exe.client.device))

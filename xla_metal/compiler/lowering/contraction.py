@@ -51,8 +51,7 @@ def _grouped(x: mx.array, groups: list[list[int]]) -> mx.array | None:
         return None
     order = sorted(range(len(groups)), key=lambda i: groups[i][0])
     merged = x.reshape([math.prod(x.shape[d] for d in groups[i]) for i in order])
-    axes = [order.index(i) for i in range(len(groups))]
-    return merged if axes == sorted(axes) else merged.transpose(axes)
+    return permuted(merged, [order.index(i) for i in range(len(groups))])
 
 
 def dot_general(lhs: mx.array, rhs: mx.array, dims: DotDims, out_dtype: mx.Dtype) -> mx.array:
