@@ -5,12 +5,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from jax import lax
 
 from tests.direct import artifact, compare_with_cpu
 from xla_metal.compiler import compile_program, rewrites
 from xla_metal.compiler.ir import Op, walk
-from xla_metal.compiler.lowering import control
+from xla_metal.compiler.lowering import contraction, control
 
 CPU = jax.devices("cpu")[0]
 RNG = np.random.default_rng(0)
@@ -162,7 +163,7 @@ def test_data_dependent_while_is_not_counted():
     compare(f, x)
 
 
-# ------------------------------------------- convolutions run as one matmul per position
+# ------------------------------------- convolution gradients, in each backend's best form
 
 
 def _conv(x, w, stride, pad):
@@ -170,38 +171,82 @@ def _conv(x, w, stride, pad):
                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-def test_weight_gradient_of_strided_convolutions():
+# Each gradient runs in the form lowered for the CPU (input dilated by hand, weight gradient
+# as one matmul over patches), for a GPU (input dilation and the kernel flip left to MLX's
+# convolution) and for CUDA (the weight gradient too: cuDNN's backward-weight kernel there).
+CONV_FORMS = [("cpu", False), ("gpu", False), ("gpu", True)]
+
+
+@pytest.fixture(params=CONV_FORMS, ids=["cpu", "gpu", "cuda"])
+def conv_platform(request, monkeypatch):
+    platform, cuda = request.param
+    monkeypatch.setattr(contraction, "_CUDA", cuda)
+    return platform
+
+
+def test_weight_gradient_of_strided_convolutions(conv_platform):
     def grads(x, w3, w1):
         def loss(w3, w1):
             return jnp.sum(jnp.tanh(_conv(x, w3, 2, 1)) * _conv(x, w1, 2, 0))
         return jax.grad(loss, argnums=(0, 1))(w3, w1)
 
     x, w3, w1 = f32(2, 8, 8, 3), f32(3, 3, 3, 4), f32(1, 1, 3, 4)
-    compare(grads, x, w3, w1, tol=(1e-4, 1e-5))
+    compare(grads, x, w3, w1, tol=(1e-4, 1e-5), platform=conv_platform)
 
 
-def test_weight_gradient_stride_one_and_small_window_forward():
+def test_weight_gradient_stride_one_and_small_window_forward(conv_platform):
     def f(x, w):
-        y = _conv(x, w, 1, 2)  # 5x5 window on a 3x3 output: the per-position path
+        y = _conv(x, w, 1, 2)  # 5x5 window on a 3x3 output: a weight gradient's shape
         return y, jax.grad(lambda w: jnp.sum(_conv(x, w, 1, 1) ** 2))(w[1:4, 1:4])
 
     x, w = f32(2, 3, 3, 2), f32(5, 5, 2, 3)
-    compare(f, x, w, tol=(1e-4, 1e-5))
+    compare(f, x, w, tol=(1e-4, 1e-5), platform=conv_platform)
 
 
-def test_input_gradient_of_strided_convolutions():  # input dilation, done by hand
+def test_weight_gradient_with_negative_padding(conv_platform):
+    def f(x, w):  # a 1x1 stride-2 convolution's weight gradient crops the activation
+        return jax.grad(lambda w: jnp.sum(jnp.sin(_conv(x, w, 2, 0))))(w)
+
+    compare(f, f32(3, 7, 7, 2), f32(1, 1, 2, 4), tol=(1e-4, 1e-5), platform=conv_platform)
+
+
+def test_input_gradient_of_strided_convolutions(conv_platform):
     def grad_x(x, w3, w1):
         return jax.grad(lambda x: jnp.sum(jnp.tanh(_conv(x, w3, 2, 1)) * _conv(x, w1, 2, 0)))(x)
 
     x, w3, w1 = f32(2, 8, 8, 3), f32(3, 3, 3, 4), f32(1, 1, 3, 4)
-    compare(grad_x, x, w3, w1, tol=(1e-4, 1e-5))
+    compare(grad_x, x, w3, w1, tol=(1e-4, 1e-5), platform=conv_platform)
 
 
-def test_transposed_convolution():
+def test_input_gradient_reverse_is_folded_into_the_convolution():
+    def grad_x(x, w):
+        return jax.grad(lambda x: jnp.sum(jnp.tanh(_conv(x, w, 2, 1))))(x)
+
+    x, w = f32(2, 8, 8, 3), f32(3, 3, 3, 4)
+    convs = [o for o in ops_of(grad_x, x, w) if o.op is Op.CONVOLUTION]
+    defs = rewrites.definitions(compile_program(artifact(grad_x, x, w)).module)
+    flipped = [c for c in convs if c.attrs.get("window_reversal") == (True, True)]
+    assert len(flipped) == 1
+    assert not any(getattr(defs.get(id(c.operands[1])), "op", None) is Op.REVERSE
+                   for c in convs)
+
+
+def test_partly_reversed_kernel_is_folded_and_exact(conv_platform):
+    def f(x, w):  # reverse along one spatial dim only, and an integer convolution
+        wr = lax.rev(w, (0,))
+        return _conv(x, wr, 1, 1), _conv(x.astype(jnp.int32), wr.astype(jnp.int32), 1, 1)
+
+    x, w = np.round(f32(2, 5, 5, 2) * 3), np.round(f32(3, 3, 2, 3) * 3)
+    convs = [o for o in ops_of(f, x, w) if o.op is Op.CONVOLUTION]
+    assert [c.attrs.get("window_reversal") for c in convs] == [(True, False)] * 2
+    compare(f, x, w, tol=(1e-4, 1e-5), platform=conv_platform)
+
+
+def test_transposed_convolution(conv_platform):
     def f(x, w):
         return lax.conv_transpose(x, w, (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
-    compare(f, f32(2, 5, 5, 3), f32(3, 3, 3, 4), tol=(1e-4, 1e-5))
+    compare(f, f32(2, 5, 5, 3), f32(3, 3, 3, 4), tol=(1e-4, 1e-5), platform=conv_platform)
 
 
 # ------------------------------------------------------------------- reductions

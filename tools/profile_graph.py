@@ -56,9 +56,12 @@ def our_program(jax_step: Any, arrays: tuple, static: tuple) -> tuple[Any, list[
     from xla_metal.compiler import compile_program
     from xla_metal.runtime.dtypes import to_mlx
 
+    import mlx.core as mx
+
     text = jax_step.lower(*arrays, *static).as_text(debug_info=True)
+    platform = "gpu" if mx.default_device().type == mx.gpu else "cpu"  # as the plugin's client
     program = compile_program(_jax.mlir.serialize_portable_artifact(
-        text, stablehlo.get_current_version(), False))
+        text, stablehlo.get_current_version(), False), platform)
     leaves = [np.asarray(a) for a in jax.tree_util.tree_leaves(arrays)]
     return program.entry(), [to_mlx(a, a.dtype.name) for a in leaves]
 

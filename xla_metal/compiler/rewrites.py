@@ -3,6 +3,10 @@
 - transpose(dot_general(a, b)) that only swaps the two free parts is dot_general(b, a): JAX
   writes a weight gradient that way, and MLX's matmul reads a transposed operand in place
   while a transposed result must be copied before the next element-wise op.
+- convolution(x, reverse(w)) over kernel spatial dimensions is convolution(x, w) with those
+  dimensions in attrs["window_reversal"]: JAX writes the input gradient of a convolution
+  that way, and MLX's GPU convolution flips a kernel itself (its backward-input kernel),
+  where a reversed copy sends it down a slower path.
 - A while loop that counts an integer from a constant to a constant bound by one is marked
   with its trip count (attrs["trip_count"]), so the lowering runs it without reading its
   condition back; when count x body size is small it is marked attrs["unroll"] and traced
@@ -83,6 +87,28 @@ def fold_dot_transpose(module: Module) -> Module:
             if "precision_config" in dot.attrs and dot.attrs["precision_config"]:
                 operation.attrs["precision_config"] = tuple(dot.attrs["precision_config"])[::-1]
             users[id(dot.results[0])] = []  # now dead: eliminate_dead_code drops it
+    return module
+
+
+def fold_conv_reverse(module: Module) -> Module:
+    defs = definitions(module)
+    for fn in module.functions.values():
+        for operation in walk(fn.body):
+            if operation.op is not Op.CONVOLUTION:
+                continue
+            reverse = defs.get(id(operation.operands[1]))
+            if reverse is None or reverse.op is not Op.REVERSE:
+                continue
+            spatial = operation.attrs["dimension_numbers"].kernel_spatial_dimensions
+            reversed_dims = set(reverse.attrs["dimensions"])
+            if not reversed_dims <= set(spatial):
+                continue
+            before = operation.attrs.get("window_reversal")
+            if before is None:
+                before = (False,) * len(spatial)
+            operation.attrs["window_reversal"] = tuple(
+                bool(r) != (d in reversed_dims) for r, d in zip(before, spatial, strict=True))
+            operation.operands = [operation.operands[0], reverse.operands[0]]
     return module
 
 
@@ -293,5 +319,5 @@ def mark_static_starts(module: Module) -> Module:
 
 
 def rewrite(module: Module) -> Module:
-    return mark_counted_loops(mark_static_starts(simplify_reductions(fold_dot_transpose(
-        module))))
+    return mark_counted_loops(mark_static_starts(simplify_reductions(fold_conv_reverse(
+        fold_dot_transpose(module)))))

@@ -7,7 +7,6 @@ chunks of the contracting dim so the broadcast product stays small.
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import mlx.core as mx
@@ -129,11 +128,34 @@ register_check(Op.CONVOLUTION, _check_convolution)
 
 
 class _Window:
-    """Strides, padding (low, high), dilations and feature groups of one convolution."""
+    """Strides, padding (low, high), dilations and feature groups of one convolution, and
+    whether its kernel is flipped (window_reversal on every spatial dimension) and by whom."""
 
-    def __init__(self, strides, pads, lhs_dil, rhs_dil, groups: int) -> None:
+    def __init__(self, strides, pads, lhs_dil, rhs_dil, groups: int, flip: bool = False,
+                 platform: str = "cpu") -> None:
         self.strides, self.pads = list(strides), list(pads)
         self.lhs_dil, self.rhs_dil, self.groups = list(lhs_dil), list(rhs_dil), groups
+        self.flip, self.platform = flip, platform
+
+    def with_groups(self, groups: int) -> _Window:
+        return _Window(self.strides, self.pads, self.lhs_dil, self.rhs_dil, groups, self.flip,
+                       self.platform)
+
+
+# Which form of a convolution each MLX backend runs fastest, measured on ResNet-18's
+# gradients (docs/gpu.md, session 10):
+# - Input dilation with a flipped kernel (JAX's input gradient): a GPU runs it as one
+#   backward-input convolution (cuDNN's on CUDA, 2-6x faster than dilating by hand, in a
+#   fraction of the memory); MLX's CPU convolution runs it 7-15x slower than dilating and
+#   padding by hand, then convolving.
+# - A window larger than the output (JAX's weight gradient: the window is the activation):
+#   on CUDA, MLX's convolution of the transposed operands is cuDNN's backward-weight kernel;
+#   elsewhere one matmul over patches, as MLX's own weight gradient computes it (MLX's CPU
+#   convolution takes seconds on such shapes when dilated).
+_CUDA = hasattr(mx, "cuda") and mx.cuda.is_available()
+# a convolution with at most this many output positions and a larger window is a weight
+# gradient's
+_MAX_POSITIONS = 16
 
 
 def _float_conv(x: mx.array, w: mx.array, win: _Window) -> mx.array:
@@ -141,51 +163,60 @@ def _float_conv(x: mx.array, w: mx.array, win: _Window) -> mx.array:
         # MLX convolves groups in 1-D and 2-D only: a 3-D grouped convolution is one
         # convolution per group (input channels and output features split alike)
         i, og = x.shape[-1] // win.groups, w.shape[0] // win.groups
-        one = _Window(win.strides, win.pads, win.lhs_dil, win.rhs_dil, 1)
+        one = win.with_groups(1)
         return mx.concatenate([_float_conv(x[..., g * i:(g + 1) * i], w[g * og:(g + 1) * og],
                                            one) for g in range(win.groups)], axis=-1)
+    on_gpu = win.platform == "gpu" and x.dtype != mx.float64  # float64 runs on the CPU stream
     pads, lhs_dil = win.pads, win.lhs_dil
-    if any(lo < 0 or hi < 0 for lo, hi in pads) or any(d > 1 for d in lhs_dil):
-        # dilate and pad (negative = crop) by hand, then a plain convolution: MLX's CPU
-        # convolution with input dilation (JAX's input gradient of a strided conv) is ~5x
-        # slower than this (3.1 s vs 0.6 s at ResNet-18's first stride-2 layer, batch 32)
-        x = _pad_spatial(x, win)
+    dilated = any(d > 1 for d in lhs_dil)
+    flip = win.flip
+    if flip and not on_gpu:
+        w = w[(slice(None), *[slice(None, None, -1)] * (w.ndim - 2), slice(None))]
+        flip = False
+    if (dilated and not on_gpu) or (dilated and any(lo < 0 or hi < 0 for lo, hi in pads)):
+        x = _pad_spatial(x, win)  # dilate and pad (negative: crop) by hand
         pads, lhs_dil = [(0, 0)] * len(pads), [1] * len(pads)
+    elif any(lo < 0 or hi < 0 for lo, hi in pads):  # MLX pads by >= 0 only: crop first
+        x = x[(slice(None), *[slice(max(-lo, 0), x.shape[1 + d] - max(-hi, 0))
+                              for d, (lo, hi) in enumerate(pads)], slice(None))]
+        pads = [(max(lo, 0), max(hi, 0)) for lo, hi in pads]
     window = w.shape[1:-1]
     out_sp = [max(0, (x.shape[1 + d] + lo + hi - (window[d] - 1) * win.rhs_dil[d] - 1)
                   // win.strides[d] + 1) for d, (lo, hi) in enumerate(pads)]
-    if win.groups == 1 and 0 < math.prod(out_sp) <= _MAX_POSITIONS < math.prod(window):
-        return _conv_by_output_position(x, w, win.strides, pads, win.rhs_dil, out_sp)
+    if win.groups == 1 and not flip and not (on_gpu and _CUDA) and \
+            0 < math.prod(out_sp) <= _MAX_POSITIONS < math.prod(window) and \
+            not any(d > 1 for d in lhs_dil):
+        return _conv_by_patches(x, w, win.strides, pads, win.rhs_dil, out_sp)
     return mx.conv_general(x, w, stride=win.strides,
                            padding=([p[0] for p in pads], [p[1] for p in pads]),
                            kernel_dilation=win.rhs_dil, input_dilation=lhs_dil,
-                           groups=win.groups, flip=False)
+                           groups=win.groups, flip=flip)
 
 
-# A convolution with at most this many output positions and a larger window (JAX's weight
-# gradient: the window is the activation, the output the kernel's size) runs as one matmul
-# per output position; MLX's CPU convolution takes seconds on such shapes when dilated.
-_MAX_POSITIONS = 16
-
-
-def _conv_by_output_position(x: mx.array, w: mx.array, strides: list[int],
-                             pads: list[tuple[int, int]], dilation: list[int],
-                             out_spatial: list[int]) -> mx.array:
+def _conv_by_patches(x: mx.array, w: mx.array, strides: list[int],
+                     pads: list[tuple[int, int]], dilation: list[int],
+                     out_spatial: list[int]) -> mx.array:
     """x [N, *spatial, C], w [O, *window, C] -> [N, *out_spatial, O], exactly a convolution
-    without input dilation or groups: out[n, p, o] = sum over window u, channel c of
-    x_padded[n, p * stride + u * dilation, c] * w[o, u, c]."""
+    without input dilation or groups, padded by >= 0, as one matmul over patches:
+    out[n, p, o] = sum over window u, channel c of x_padded[n, p * stride + u * dilation, c]
+    * w[o, u, c]. The patches are a strided view of x laid out [C, *spatial, N], the order
+    JAX's weight gradient holds its activation in, copied once into a [C * window, P * N]
+    matrix (as MLX's own weight gradient does)."""
+    nsp = len(out_spatial)
+    xo = x.transpose(nsp + 1, *range(1, nsp + 1), 0)  # [C, *spatial, N]
     if any(lo or hi for lo, hi in pads):
-        x = pad(x, mx.zeros((), dtype=x.dtype), [0, *[p[0] for p in pads], 0],
-                [0, *[p[1] for p in pads], 0], [0] * x.ndim)
+        xo = mx.pad(xo, [(0, 0), *pads, (0, 0)])
+    dims = xo.shape
+    step = [math.prod(dims[d + 1:]) for d in range(len(dims))]  # of a row-contiguous xo
     window = w.shape[1:-1]
-    kernel = w.reshape(w.shape[0], -1).T  # [window * C, O]
-    columns = []
-    for position in itertools.product(*[range(n) for n in out_spatial]):
-        index = tuple([slice(None)] + [slice(p * s, p * s + (k - 1) * d + 1, d) for p, s, k, d
-                                       in zip(position, strides, window, dilation, strict=True)]
-                      + [slice(None)])
-        columns.append(x[index].reshape(x.shape[0], -1) @ kernel)
-    return mx.stack(columns, axis=1).reshape(x.shape[0], *out_spatial, w.shape[0])
+    patches = mx.as_strided(
+        xo, (dims[0], *window, *out_spatial, dims[-1]),
+        (step[0], *[dilation[d] * step[1 + d] for d in range(nsp)],
+         *[strides[d] * step[1 + d] for d in range(nsp)], 1))
+    rows = patches.reshape(dims[0] * math.prod(window), math.prod(out_spatial) * dims[-1])
+    kernel = w.transpose(nsp + 1, *range(1, nsp + 1), 0).reshape(rows.shape[0], w.shape[0])
+    out = (kernel.T @ rows).reshape(w.shape[0], *out_spatial, dims[-1])  # [O, *P, N]
+    return out.transpose(nsp + 1, *range(1, nsp + 1), 0)
 
 
 def _pad_spatial(x: mx.array, win: _Window) -> mx.array:
@@ -229,14 +260,14 @@ def _conv(x: mx.array, w: mx.array, win: _Window) -> mx.array:
     return _exact_conv(x, w, win)
 
 
-def _window(op: Operation, nsp: int) -> _Window:
+def _window(op: Operation, nsp: int, platform: str) -> _Window:
     padding = op.attrs.get("padding")
     pads = [(0, 0)] * nsp if padding is None else \
         [(int(lo), int(hi)) for lo, hi in np.asarray(padding).reshape(nsp, 2)]
     return _Window(op.attrs.get("window_strides") or (1,) * nsp, pads,
                    op.attrs.get("lhs_dilation") or (1,) * nsp,
                    op.attrs.get("rhs_dilation") or (1,) * nsp,
-                   int(op.attrs.get("feature_group_count", 1)))
+                   int(op.attrs.get("feature_group_count", 1)), platform=platform)
 
 
 @lowering(Op.CONVOLUTION)
@@ -249,15 +280,17 @@ def _convolution(ctx, op: Operation, lhs: mx.array, rhs: mx.array) -> mx.array:
                       dn.input_feature_dimension]).astype(dtype)
     w = permuted(rhs, [dn.kernel_output_feature_dimension, *dn.kernel_spatial_dimensions,
                       dn.kernel_input_feature_dimension]).astype(dtype)
-    win = _window(op, nsp)
-    reversal = op.attrs.get("window_reversal")
-    if reversal is not None and any(reversal):
+    win = _window(op, nsp, ctx.program.platform)
+    reversal = [bool(r) for r in op.attrs.get("window_reversal") or ()]
+    if nsp and all(reversal) and len(reversal) == nsp and dtype in _INEXACT:
+        win.flip = True  # the float convolution flips the kernel (its backend's choice)
+    elif any(reversal):
         idx = tuple([slice(None)] + [slice(None, None, -1) if r else slice(None)
                                      for r in reversal] + [slice(None)])
         w = w[idx]
     if nsp == 0:  # one spatial dimension of size 1
         x, w = x[:, None], w[:, None]
-        win = _Window((1,), [(0, 0)], (1,), (1,), win.groups)
+        win = _Window((1,), [(0, 0)], (1,), (1,), win.groups, platform=win.platform)
     bg = int(op.attrs.get("batch_group_count", 1))
     if bg == 1:
         out = _conv(x, w, win)
