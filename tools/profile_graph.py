@@ -49,14 +49,13 @@ def our_program(jax_step: Any, arrays: tuple, static: tuple) -> tuple[Any, list[
     """The step lowered by JAX and compiled by xla_metal.compiler, as (its entry function,
     its inputs as MLX arrays)."""
     import jax
+    import mlx.core as mx
     import numpy as np
     from jax._src.lib import _jax
     from jaxlib.mlir.dialects import stablehlo
 
     from xla_metal.compiler import compile_program
     from xla_metal.runtime.dtypes import to_mlx
-
-    import mlx.core as mx
 
     text = jax_step.lower(*arrays, *static).as_text(debug_info=True)
     platform = "gpu" if mx.default_device().type == mx.gpu else "cpu"  # as the plugin's client

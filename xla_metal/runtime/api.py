@@ -6,10 +6,13 @@ writes its outputs. Objects live in one handle table; C++ holds only the integer
 
 from __future__ import annotations
 
+import collections
 import ctypes as C
 import hashlib
 import itertools
 import os
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,16 +43,27 @@ from .dtypes import (
 )
 
 _handles: dict[int, Any] = {}
-_next_handle = itertools.count(1)
+_next_handle = [1]
+_handle_lock = threading.Lock()
 # Buffers whose address was handed out (buffer_pointer): their array is never replaced from
 # then on, so the address stays valid as long as the handle lives.
 _pinned: set[int] = set()
 
 
 def _new_handle(obj: Any) -> int:
-    handle = next(_next_handle)
-    _handles[handle] = obj
+    (handle,) = _new_handles((obj,))
     return handle
+
+
+def _new_handles(objs: Sequence[Any]) -> range:
+    """Handles for `objs`, in order: one block of consecutive numbers (a program's results
+    get theirs in one step, not one Python step per result)."""
+    with _handle_lock:
+        first = _next_handle[0]
+        _next_handle[0] = first + len(objs)
+    handles = range(first, first + len(objs))
+    _handles.update(zip(handles, objs, strict=True))
+    return handles
 
 
 def _get(handle: int, kind: type) -> Any:
@@ -66,10 +80,17 @@ def release(args: Any) -> None:
 
 
 def release_buffers(args: Any) -> None:
-    pending = execution.pending_outputs
-    for handle in args.handles[: args.count]:
-        _give_up(handle)
-        pending.pop(handle, None)
+    handles = args.handles[: args.count]
+    _drop(_handles, handles)
+    if _pinned:
+        _pinned.difference_update(handles)
+    if execution.pending_outputs:
+        _drop(execution.pending_outputs, handles)
+
+
+def _drop(table: dict[int, Any], keys: list[int]) -> None:
+    """Removes `keys` from `table` (those present), without a Python step per key."""
+    collections.deque(map(table.pop, keys, itertools.repeat(None)), maxlen=0)
 
 
 # ------------------------------------------------------------------------------ client
@@ -253,7 +274,7 @@ def memory_analysis(args: Any) -> None:
 
 
 def execute(args: Any) -> None:
-    execution.execute(_get(args.executable, Executable), args, _handles, _give_up, _new_handle)
+    execution.execute(_get(args.executable, Executable), args, _handles, _give_up, _new_handles)
 
 
 def _give_up(handle: int) -> None:

@@ -28,6 +28,7 @@ ready at once; XLA_METAL_SYNC_EXECUTE=1 does that for every program.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import os
 import threading
@@ -166,11 +167,11 @@ def runs_inline(module: ir.Module) -> bool:
 
 
 def execute(exe: Any, args: Any, handles: dict[int, Any], give_up: Any,
-            new_handle: Any) -> None:
+            new_handles: Any) -> None:
     """Runs `exe` on the buffers args names; fills args.outputs and args.completion.
 
     `handles` is the handle table, `give_up(handle)` drops a donated argument from it and
-    `new_handle(array)` adds a result."""
+    `new_handles(arrays)` adds the results (a range of consecutive handles)."""
     inputs_signature: Signature = exe.inputs
     num_args = args.num_args
     if num_args != len(inputs_signature.types):
@@ -202,15 +203,14 @@ def execute(exe: Any, args: Any, handles: dict[int, Any], give_up: Any,
         if problem is not None:
             raise XlaMetalError(f"[execute] internal error: {problem}")
         exe.outputs_checked = True
-    result_handles = args.outputs
-    for i, array in enumerate(outputs):
-        result_handles[i] = new_handle(array)
+    if outputs:
+        result_handles = new_handles(outputs)
+        numbers = (ctypes.c_int64 * len(result_handles))(*result_handles)
+        ctypes.memmove(args.outputs, numbers, ctypes.sizeof(numbers))
     if inline or not outputs:
         args.completion = 0
         return
-    pending = _GPU_RESULT if marked else job
-    for i in range(len(outputs)):
-        pending_outputs[result_handles[i]] = pending
+    pending_outputs.update(dict.fromkeys(result_handles, _GPU_RESULT if marked else job))
     args.completion = _schedule(job)
 
 
