@@ -414,6 +414,14 @@ SHAPE: list[Case] = [
          lambda r, d: (values(r, d, (5, 2)), _idx(4, 0, 4, 9)), ("float32",)),
     Case("scatter_max_complex", lambda x, i, u: x.at[i].max(u),
          lambda r, d: (values(r, d, (5,)), _idx(4, 0, 4), values(r, d, (3,))), ("complex64",)),
+    # whole rows (one gather / scatter of rows): an embedding lookup and its gradient, and
+    # a column scatter with unsigned indices, one out of range (dropped)
+    Case("embedding_rows", lambda w, i: w[i] * 2.0,
+         lambda r, d: (values(r, d, (6, 4)), r.integers(0, 6, (2, 3)).astype(np.int32)),
+         ("float32", "bfloat16", "float16"), grad=True),
+    Case("scatter_col_add_unsigned", lambda x, i, u: x.at[:, i].add(u, mode="drop"),
+         lambda r, d: (values(r, d, (3, 5)), np.array([4, 9, 4, 0], np.uint32),
+                       values(r, d, (3, 4))), ("float32", "int32")),
     Case("segment_sum", lambda x, s: jax.ops.segment_sum(x, s, num_segments=3),
          lambda r, d: (values(r, d, (6, 2)), _idx(0, 2, 2, 1, 0, 0)), ("float32", "int32"),
          grad=True),

@@ -132,10 +132,18 @@ def _pad(ctx, op: Operation, x: mx.array, value: mx.array) -> mx.array:
 
 def _clamped(s: mx.array, limit: int) -> mx.array:
     """One start index clamped to [0, limit] as XLA clamps it, as an int32 vector [1]."""
-    if s.dtype not in (mx.uint8, mx.uint16, mx.uint32, mx.uint64):
+    return _clamp(s, limit).reshape(1)
+
+
+def _clamp(s: mx.array, limit: int) -> mx.array:
+    """Start indices clamped to [0, limit] as XLA clamps them, as int32."""
+    if s.dtype not in _UNSIGNED:
         s = mx.maximum(s, 0)
     s = mx.minimum(s, max(limit, 0))
-    return (s if s.dtype == mx.int32 else s.astype(mx.int32)).reshape(1)
+    return s if s.dtype == mx.int32 else s.astype(mx.int32)
+
+
+_UNSIGNED = (mx.uint8, mx.uint16, mx.uint32, mx.uint64)
 
 
 def _starts(op: Operation, starts: tuple[mx.array, ...], limits: list[int]
@@ -223,6 +231,19 @@ def _strides(shape: tuple[int, ...]) -> list[int]:
     return out
 
 
+def _row_axis(index_map: tuple[int, ...], dropped: tuple[int, ...],
+              batching: tuple[int, ...], sizes: list[int], shape: tuple[int, ...]) -> int | None:
+    """The operand axis a gather or scatter takes whole rows along (one index per row, every
+    other axis whole: an embedding lookup and its gradient), or None."""
+    if len(index_map) != 1 or batching:
+        return None
+    d = index_map[0]
+    if not set(dropped) <= {d} or sizes[d] != 1 or shape[d] == 0 or \
+            any(k != n for e, (k, n) in enumerate(zip(sizes, shape, strict=True)) if e != d):
+        return None
+    return d
+
+
 def _batch_coords(batch_shape: tuple[int, ...], axis: int) -> mx.array:
     """The coordinate along `axis` of every batch position, shape batch_shape."""
     n = batch_shape[axis]
@@ -237,6 +258,15 @@ def _gather(ctx, op: Operation, x: mx.array, indices: mx.array) -> mx.array:
     idx = _index_vectors(indices, dn.index_vector_dim)
     batch_shape = tuple(idx.shape[:-1])
     # the batch dims of `indices` after the index vector dim moved last
+    dropped = set(dn.collapsed_slice_dims) | set(dn.operand_batching_dims)
+    keep = [d for d in range(len(sizes)) if d not in dropped]
+    row = _row_axis(dn.start_index_map, dn.collapsed_slice_dims, dn.operand_batching_dims,
+                    list(sizes), tuple(x.shape))
+    if row is not None:  # one gather of rows, not of every element
+        rows = _clamp(idx[..., 0], x.shape[row] - 1)
+        vals = mx.take(mx.moveaxis(x, row, 0), rows, axis=0)
+        return _placed(vals.reshape((*batch_shape, *[sizes[d] for d in keep])),
+                       len(batch_shape), dn.offset_dims)
     ind_dims = [d for d in range(indices.ndim) if d != dn.index_vector_dim]
     strides = _strides(tuple(x.shape))
     linear = mx.zeros(batch_shape, dtype=mx.int32)
@@ -253,13 +283,14 @@ def _gather(ctx, op: Operation, x: mx.array, indices: mx.array) -> mx.array:
         window = window + broadcast_in_dim(mx.arange(n, dtype=mx.int32) * strides[d], sizes, (d,))
     full = linear.reshape((*batch_shape, *([1] * len(sizes)))) + window
     vals = mx.take(x.reshape(-1), full.reshape(-1)).reshape((*batch_shape, *sizes))
-    dropped = set(dn.collapsed_slice_dims) | set(dn.operand_batching_dims)
-    keep = [d for d in range(len(sizes)) if d not in dropped]
-    nb = len(batch_shape)
-    vals = vals.reshape((*batch_shape, *[sizes[d] for d in keep]))
-    # place the offset dims at offset_dims in the output, batch dims elsewhere in order
-    rank = nb + len(keep)
-    offset_dims = list(dn.offset_dims)
+    return _placed(vals.reshape((*batch_shape, *[sizes[d] for d in keep])), len(batch_shape),
+                   dn.offset_dims)
+
+
+def _placed(vals: mx.array, nb: int, offset_dims: tuple[int, ...]) -> mx.array:
+    """Gathered [*batch, *offsets] values with the offset dims moved to `offset_dims` in the
+    output and the batch dims elsewhere, in order."""
+    rank = vals.ndim
     perm: list[int] = []
     b = 0
     o = 0
@@ -337,6 +368,12 @@ def _scatter(ctx, op: Operation, *args: mx.array) -> list[mx.array]:
     window_sizes = [1] * len(oshape)
     for uw, d in zip(dn.update_window_dims, window_dims_ops, strict=True):
         window_sizes[d] = u.shape[uw]
+    scatter_dims_u = [d for d in range(u.ndim) if d not in dn.update_window_dims]
+    perm = scatter_dims_u + list(dn.update_window_dims)
+    row = _row_axis(dn.scatter_dims_to_operand_dims, dn.inserted_window_dims,
+                    dn.input_batching_dims, window_sizes, oshape)
+    if row is not None and n == 1 and kind in _SCATTER_METHODS and x0.dtype != mx.bool_:
+        return [_scatter_rows(kind, x0, idx[..., 0], permuted(u, perm), row, batch_shape)]
     linear = mx.zeros(batch_shape, dtype=mx.int32)
     valid = mx.ones(batch_shape, dtype=mx.bool_)
     for k, d in enumerate(dn.scatter_dims_to_operand_dims):
@@ -351,7 +388,6 @@ def _scatter(ctx, op: Operation, *args: mx.array) -> list[mx.array]:
         linear = linear + _batch_coords(batch_shape, ind_dims.index(idim)) * strides[od]
     total = math.prod(oshape)
     # updates: scatter dims (in order) then window dims (in operand order)
-    scatter_dims_u = [d for d in range(u.ndim) if d not in dn.update_window_dims]
     window_shape = [window_sizes[d] for d in window_dims_ops]
     wlin = mx.zeros(window_shape, dtype=mx.int32)
     for j, d in enumerate(window_dims_ops):
@@ -362,7 +398,6 @@ def _scatter(ctx, op: Operation, *args: mx.array) -> list[mx.array]:
     # an invalid window goes entirely to the spare slot past the end
     full = mx.where(valid.reshape((*batch_shape, *ones)), full, mx.array(total, dtype=mx.int32))
     flat_idx = full.reshape(-1)
-    perm = scatter_dims_u + list(dn.update_window_dims)
     flats, vals = [], []
     for x, upd in zip(inputs, updates, strict=True):
         v = permuted(upd, perm)
@@ -373,6 +408,23 @@ def _scatter(ctx, op: Operation, *args: mx.array) -> list[mx.array]:
     else:
         flats = [_scatter_fast(kind, f, flat_idx, v) for f, v in zip(flats, vals, strict=True)]
     return [f[:total].reshape(oshape) for f in flats]
+
+
+def _scatter_rows(kind: str, x: mx.array, starts: mx.array, updates: mx.array, row: int,
+                  batch_shape: tuple[int, ...]) -> mx.array:
+    """A scatter of whole rows along axis `row` (an embedding's gradient): one scatter of
+    rows, not of every element. As XLA does, a row whose index is out of range is skipped:
+    it goes to a spare row past the end, dropped after."""
+    n = x.shape[row]
+    valid = starts <= n - 1
+    if starts.dtype not in _UNSIGNED:
+        valid = valid & (starts >= 0)
+    rows = mx.where(valid, _clamp(starts, n - 1), n)
+    moved = mx.moveaxis(x, row, 0)
+    padded = mx.concatenate([moved, mx.zeros((1, *moved.shape[1:]), dtype=x.dtype)])
+    updates = updates.reshape((*batch_shape, *moved.shape[1:])).astype(x.dtype)
+    out = getattr(padded.at[rows], _SCATTER_METHODS[kind])(updates)
+    return mx.moveaxis(out[:n], 0, row)
 
 
 def _scatter_fast(kind: str, flat: mx.array, idx: mx.array, vals: mx.array) -> mx.array:
