@@ -128,8 +128,9 @@ register_check(Op.CONVOLUTION, _check_convolution)
 
 
 class _Window:
-    """Strides, padding (low, high), dilations and feature groups of one convolution, and
-    whether its kernel is flipped (window_reversal on every spatial dimension) and by whom."""
+    """Strides, padding (low, high), dilations and feature groups of one convolution, whether
+    its kernel is flipped (window_reversal on every spatial dimension), and the platform it
+    is lowered for."""
 
     def __init__(self, strides, pads, lhs_dil, rhs_dil, groups: int, flip: bool = False,
                  platform: str = "cpu") -> None:
@@ -170,7 +171,7 @@ def _float_conv(x: mx.array, w: mx.array, win: _Window) -> mx.array:
     pads, lhs_dil = win.pads, win.lhs_dil
     dilated = any(d > 1 for d in lhs_dil)
     flip = win.flip
-    if flip and not on_gpu:
+    if flip and not on_gpu:  # reversed by a slice, as the input is dilated by hand below
         w = w[(slice(None), *[slice(None, None, -1)] * (w.ndim - 2), slice(None))]
         flip = False
     if (dilated and not on_gpu) or (dilated and any(lo < 0 or hi < 0 for lo, hi in pads)):

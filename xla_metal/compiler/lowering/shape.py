@@ -264,7 +264,8 @@ def _gather(ctx, op: Operation, x: mx.array, indices: mx.array) -> mx.array:
                     list(sizes), tuple(x.shape))
     if row is not None:  # one gather of rows, not of every element
         rows = _clamp(idx[..., 0], x.shape[row] - 1)
-        vals = mx.take(mx.moveaxis(x, row, 0), rows, axis=0)
+        vals = mx.take(x, rows, axis=0) if row == 0 else \
+            mx.take(mx.moveaxis(x, row, 0), rows, axis=0)
         return _placed(vals.reshape((*batch_shape, *[sizes[d] for d in keep])),
                        len(batch_shape), dn.offset_dims)
     ind_dims = [d for d in range(indices.ndim) if d != dn.index_vector_dim]
@@ -420,11 +421,11 @@ def _scatter_rows(kind: str, x: mx.array, starts: mx.array, updates: mx.array, r
     if starts.dtype not in _UNSIGNED:
         valid = valid & (starts >= 0)
     rows = mx.where(valid, _clamp(starts, n - 1), n)
-    moved = mx.moveaxis(x, row, 0)
+    moved = x if row == 0 else mx.moveaxis(x, row, 0)
     padded = mx.concatenate([moved, mx.zeros((1, *moved.shape[1:]), dtype=x.dtype)])
     updates = updates.reshape((*batch_shape, *moved.shape[1:])).astype(x.dtype)
     out = getattr(padded.at[rows], _SCATTER_METHODS[kind])(updates)
-    return mx.moveaxis(out[:n], 0, row)
+    return out[:n] if row == 0 else mx.moveaxis(out[:n], 0, row)
 
 
 def _scatter_fast(kind: str, flat: mx.array, idx: mx.array, vals: mx.array) -> mx.array:
