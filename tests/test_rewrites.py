@@ -233,8 +233,8 @@ def test_input_gradient_reverse_is_folded_into_the_convolution():
 
 def test_partly_reversed_kernel_is_folded_and_exact(conv_platform):
     def f(x, w):  # reverse along one spatial dim only, and an integer convolution
-        wr = lax.rev(w, (0,))
-        return _conv(x, wr, 1, 1), _conv(x.astype(jnp.int32), wr.astype(jnp.int32), 1, 1)
+        return (_conv(x, lax.rev(w, (0,)), 1, 1),
+                _conv(x.astype(jnp.int32), lax.rev(w.astype(jnp.int32), (0,)), 1, 1))
 
     x, w = np.round(f32(2, 5, 5, 2) * 3), np.round(f32(3, 3, 2, 3) * 3)
     convs = [o for o in ops_of(f, x, w) if o.op is Op.CONVOLUTION]
