@@ -81,14 +81,12 @@ def release(args: Any) -> None:
 
 def release_buffers(args: Any) -> None:
     handles = args.handles[: args.count]
-    _drop(_handles, handles)
-    if _pinned:
-        _pinned.difference_update(handles)
+    _give_up_all(handles)
     if execution.pending_outputs:
         _drop(execution.pending_outputs, handles)
 
 
-def _drop(table: dict[int, Any], keys: list[int]) -> None:
+def _drop(table: dict[int, Any], keys: Sequence[int]) -> None:
     """Removes `keys` from `table` (those present), without a Python step per key."""
     collections.deque(map(table.pop, keys, itertools.repeat(None)), maxlen=0)
 
@@ -278,8 +276,14 @@ def execute(args: Any) -> None:
 
 
 def _give_up(handle: int) -> None:
-    _handles.pop(handle, None)
-    _pinned.discard(handle)
+    _give_up_all((handle,))
+
+
+def _give_up_all(handles: Sequence[int]) -> None:
+    """Drops `handles` from the table (and from the pinned set)."""
+    _drop(_handles, handles)
+    if _pinned:
+        _pinned.difference_update(handles)
 
 
 # ---------------------------------------------------------------------------- transfers

@@ -174,19 +174,19 @@ def _float_conv(x: mx.array, w: mx.array, win: _Window) -> mx.array:
     if flip and not on_gpu:  # reversed by a slice, as the input is dilated by hand below
         w = w[(slice(None), *[slice(None, None, -1)] * (w.ndim - 2), slice(None))]
         flip = False
-    if (dilated and not on_gpu) or (dilated and any(lo < 0 or hi < 0 for lo, hi in pads)):
+    cropped = any(lo < 0 or hi < 0 for lo, hi in pads)
+    if dilated and (cropped or not on_gpu):
         x = _pad_spatial(x, win)  # dilate and pad (negative: crop) by hand
-        pads, lhs_dil = [(0, 0)] * len(pads), [1] * len(pads)
-    elif any(lo < 0 or hi < 0 for lo, hi in pads):  # MLX pads by >= 0 only: crop first
-        x = x[(slice(None), *[slice(max(-lo, 0), x.shape[1 + d] - max(-hi, 0))
-                              for d, (lo, hi) in enumerate(pads)], slice(None))]
+        pads, lhs_dil, dilated = [(0, 0)] * len(pads), [1] * len(pads), False
+    elif cropped:  # MLX pads by >= 0 only: crop first
+        x = pad(x, mx.zeros((), dtype=x.dtype), [0, *[min(p[0], 0) for p in pads], 0],
+                [0, *[min(p[1], 0) for p in pads], 0], [0] * x.ndim)
         pads = [(max(lo, 0), max(hi, 0)) for lo, hi in pads]
     window = w.shape[1:-1]
     out_sp = [max(0, (x.shape[1 + d] + lo + hi - (window[d] - 1) * win.rhs_dil[d] - 1)
                   // win.strides[d] + 1) for d, (lo, hi) in enumerate(pads)]
-    if win.groups == 1 and not flip and not (on_gpu and _CUDA) and \
-            0 < math.prod(out_sp) <= _MAX_POSITIONS < math.prod(window) and \
-            not any(d > 1 for d in lhs_dil):
+    if win.groups == 1 and not flip and not dilated and not (on_gpu and _CUDA) and \
+            0 < math.prod(out_sp) <= _MAX_POSITIONS < math.prod(window):
         return _conv_by_patches(x, w, win.strides, pads, win.rhs_dil, out_sp)
     return mx.conv_general(x, w, stride=win.strides,
                            padding=([p[0] for p in pads], [p[1] for p in pads]),
