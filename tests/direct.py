@@ -15,7 +15,7 @@ import numpy as np
 from jax._src.lib import _jax
 from jaxlib.mlir.dialects import stablehlo
 
-from xla_metal.compiler import compile_program
+from xla_metal.compiler import compile_program, ir, ir_codec
 from xla_metal.runtime.dtypes import to_mlx, to_numpy
 
 
@@ -29,11 +29,41 @@ def run_direct(fn, *args: Any, platform: str | None = None) -> list[np.ndarray]:
     # int64 scatters and linear algebra on MLX's CPU stream), unless told which
     platform = platform or ("gpu" if mx.default_device() == mx.gpu else "cpu")
     program = compile_program(artifact(fn, *args), platform, verify_each=True)
+    assert_round_trips(program.module)
     flat = [np.asarray(a) for a in jax.tree_util.tree_leaves(args)]
     inputs = [to_mlx(a, a.dtype.name) for a in flat]
     outputs = program.entry()(*inputs)
     mx.eval(outputs)
     return [to_numpy(o) for o in outputs]
+
+
+def same_attr(a: Any, b: Any) -> bool:
+    """Equal attribute values, of the same types all the way down (arrays: dtype, shape and
+    bytes)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, np.ndarray):
+        return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+    if isinstance(a, (tuple, list)):
+        return len(a) == len(b) and all(map(same_attr, a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same_attr(a[k], b[k]) for k in a)
+    return bool(a == b) or (a != a and b != b)  # NaN attributes are equal here
+
+
+def assert_round_trips(module: ir.Module) -> None:
+    """The module survives the serialized-executable format unchanged: same listing (types,
+    operands, structure), same attributes, locations and function attributes."""
+    data = ir_codec.encode(module)
+    assert data is not None, "the program holds an attribute the format cannot"
+    back = ir_codec.decode(data)
+    assert ir.format_module(back, attrs=False) == ir.format_module(module, attrs=False)
+    assert back.entry == module.entry
+    for fn, fn_back in zip(module.functions.values(), back.functions.values(), strict=True):
+        assert same_attr(fn.arg_attrs, fn_back.arg_attrs)
+        assert same_attr(fn.result_attrs, fn_back.result_attrs) and fn.public == fn_back.public
+        for o, o_back in zip(ir.walk(fn.body), ir.walk(fn_back.body), strict=True):
+            assert o.loc == o_back.loc and same_attr(o.attrs, o_back.attrs), o.op
 
 
 def compare_with_cpu(fn, *args: Any, tol: tuple[float, float],

@@ -11,6 +11,10 @@ PROGRAM = """
 import json, sys
 import jax, jax.numpy as jnp, numpy as np
 from jax import monitoring
+import xla_metal.compiler as compiler
+imports = []  # programs our importer read: a cache hit reads none (the blob holds our IR)
+_import = compiler.import_module
+compiler.import_module = lambda code: imports.append(1) or _import(code)
 events = []
 monitoring.register_event_listener(lambda name, **kw: events.append(name))
 jax.config.update("jax_compilation_cache_dir", sys.argv[1])
@@ -21,7 +25,8 @@ x = jax.device_put(np.arange(6, dtype=np.float32), metal)
 y = jax.jit(lambda a: jnp.tanh(a) * 3 + a.sum())(x)
 print(json.dumps({"value": np.asarray(y).tolist(),
                   "hits": events.count("/jax/compilation_cache/cache_hits"),
-                  "misses": events.count("/jax/compilation_cache/cache_misses")}))
+                  "misses": events.count("/jax/compilation_cache/cache_misses"),
+                  "imports": len(imports)}))
 """
 
 
@@ -43,4 +48,5 @@ def test_second_process_hits_the_cache(tmp_path: Path) -> None:
     assert any(tmp_path.iterdir()), "nothing was written to the cache"
     second = _run(tmp_path)
     assert second["misses"] == 0 and second["hits"] >= 1
+    assert first["imports"] >= 1 and second["imports"] == 0
     assert second["value"] == first["value"]

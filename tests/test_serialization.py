@@ -15,7 +15,8 @@ CODE = b"ML\xefR some program bytes" * 10
 
 
 def test_round_trip() -> None:
-    assert s.load(s.dump(CODE, "cpu"), "cpu") == CODE
+    assert s.load(s.dump(CODE, "cpu"), "cpu") == (CODE, b"")
+    assert s.load(s.dump(CODE, "cpu", program=b"IR"), "cpu") == (CODE, b"IR")
 
 
 def _with_header(**changes: object) -> bytes:
@@ -60,8 +61,12 @@ def _valid_blob() -> bytes:
     import numpy as np
 
     from tests.direct import artifact
+    from xla_metal.compiler import compile_program, ir_codec
 
-    return s.dump(artifact(lambda x: x * 2 + 1, np.ones(3, np.float32)), "cpu")
+    code = artifact(lambda x: x * 2 + 1, np.ones(3, np.float32))
+    compiled = ir_codec.encode(compile_program(code).module)
+    assert compiled
+    return s.dump(code, "cpu", program=compiled)
 
 
 def _header_blob(header: bytes, code: bytes = CODE) -> bytes:
@@ -102,7 +107,8 @@ def test_hostile_headers_are_refused(blob: bytes) -> None:
         s.load(blob, "cpu")
 
 
-@pytest.mark.parametrize("field", ["format", "xla_metal", "platform", "size", "sha256"])
+@pytest.mark.parametrize("field", ["format", "xla_metal", "platform", "size", "sha256",
+                                   "program_size", "program_sha256"])
 def test_fields_of_the_wrong_type_are_refused(field: str) -> None:
     for value in (None, [1], {"a": 1}, "1", 1.5, True, 2**70):
         with pytest.raises(InvalidArgumentError, match=r"^\[deserialize\] "):

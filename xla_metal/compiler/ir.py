@@ -296,8 +296,9 @@ def walk(block: Block):
             yield from walk(region)
 
 
-def format_module(module: Module) -> str:
-    """A readable listing of the IR (for as_text() and debugging)."""
+def format_module(module: Module, attrs: bool = True) -> str:
+    """A readable listing of the IR (for as_text() and debugging); `attrs=False` leaves out
+    the attributes (their reprs show how numpy spells a dtype, not only what it is)."""
     names: dict[int, str] = {}
 
     def name(v: Value) -> str:
@@ -309,10 +310,10 @@ def format_module(module: Module) -> str:
         for o in block.ops:
             res = ", ".join(name(r) for r in o.results)
             args = ", ".join(name(a) for a in o.operands)
-            attrs = {k: v for k, v in o.attrs.items() if k != "value"}
+            shown = {k: v for k, v in o.attrs.items() if k != "value" and attrs}
             types = ", ".join(str(r.type) for r in o.results)
             lines.append(f"{indent}{res}{' = ' if res else ''}{o.op.value}({args})"
-                         f"{' ' + repr(attrs) if attrs else ''}{' : ' + types if types else ''}")
+                         f"{' ' + repr(shown) if shown else ''}{' : ' + types if types else ''}")
             for region in o.regions:
                 lines.append(f"{indent}  ^({', '.join(name(a) for a in region.args)}):")
                 emit_block(region, indent + "    ")

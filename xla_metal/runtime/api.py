@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import __version__
 from ..bridge import keep
-from ..compiler import compile_program, ir
+from ..compiler import compile_program, ir, ir_codec, plan_program
 from ..compiler.importer import module_text, readable, stablehlo_versions
 from ..compiler.lowering.callbacks import host_callback_names
 from ..compiler.placement import CPU_ONLY_DTYPES
@@ -195,11 +195,13 @@ def _platform(client: Client) -> str:
     return "cpu" if client.device.type == mx.cpu else "gpu"
 
 
-def _compile_into(args: Any, code: bytes) -> None:
-    """Compiles `code` for the client in args and fills the compile outputs of args."""
+def _compile_into(args: Any, code: bytes, compiled: bytes = b"") -> None:
+    """Compiles `code` for the client in args and fills the compile outputs of args; with
+    `compiled` (a serialized executable's IR, the passes already run) only plans it."""
     client = _get(args.client, Client)
     platform = _platform(client)
-    program = compile_program(code, platform)
+    program = plan_program(ir_codec.decode(compiled), platform) if compiled else \
+        compile_program(code, platform)
     module = program.module
     main = module.main
     inputs = _signature_types([a.type for a in main.args], "an argument")
@@ -232,13 +234,14 @@ def _compile_into(args: Any, code: bytes) -> None:
 
 def deserialize(args: Any) -> None:
     blob = C.string_at(args.code, args.code_size)
-    code = serialization.load(blob, _platform(_get(args.client, Client)))
-    _compile_into(args, code)
+    code, compiled = serialization.load(blob, _platform(_get(args.client, Client)))
+    _compile_into(args, code, compiled)
 
 
 def serialize(args: Any) -> None:
     exe = _get(args.executable, Executable)
-    blob = keep(serialization.dump(exe.code, exe.platform, host_callback_names(exe.module)))
+    blob = keep(serialization.dump(exe.code, exe.platform, host_callback_names(exe.module),
+                                   ir_codec.encode(exe.module) or b""))
     args.data = C.cast(C.c_char_p(blob), C.c_void_p)
     args.size = len(blob)
 

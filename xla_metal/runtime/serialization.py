@@ -1,9 +1,10 @@
 """The serialized-executable format: versioned, checksummed, and data only.
 
-A blob is MAGIC, a 4-byte little-endian header length, a JSON header, then the StableHLO
-program bytes the executable was compiled from. Loading parses and checks every field and
-recompiles the program (our compile is deterministic and fast); nothing is unpickled or
-evaluated, so a tampered blob can at worst be refused.
+A blob is MAGIC, a 4-byte little-endian header length, a JSON header, the StableHLO program
+bytes the executable was compiled from, then our compiled program IR (compiler/ir_codec.py;
+empty when the program holds something that format cannot, and then loading recompiles the
+StableHLO). Loading parses and checks every field; nothing is unpickled or evaluated, so a
+tampered blob can at worst be refused.
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ from .. import __version__
 from ..errors import InvalidArgumentError, UnimplementedError
 
 MAGIC = b"XLAMETAL"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
-def dump(code: bytes, platform: str, host_callbacks: Sequence[str] = ()) -> bytes:
-    """The blob of a program. `host_callbacks` names the Python functions the program calls
-    back (jax.debug.print, pure_callback, ...): those live only in this process, so such an
-    executable is refused rather than written without them."""
+def dump(code: bytes, platform: str, host_callbacks: Sequence[str] = (),
+         program: bytes = b"") -> bytes:
+    """The blob of a program (`program`: its compiled IR, b"" for none). `host_callbacks`
+    names the Python functions the program calls back (jax.debug.print, pure_callback, ...):
+    those live only in this process, so such an executable is refused rather than written
+    without them."""
     if host_callbacks:
         raise UnimplementedError(
             f"[serialize] this executable calls back into Python ({', '.join(host_callbacks)});"
@@ -31,12 +34,15 @@ def dump(code: bytes, platform: str, host_callbacks: Sequence[str] = ()) -> byte
             f" compile the function again where it is needed")
     header = json.dumps({"format": FORMAT_VERSION, "xla_metal": __version__,
                          "platform": platform, "size": len(code),
-                         "sha256": hashlib.sha256(code).hexdigest()}).encode()
-    return MAGIC + struct.pack("<I", len(header)) + header + code
+                         "sha256": hashlib.sha256(code).hexdigest(),
+                         "program_size": len(program),
+                         "program_sha256": hashlib.sha256(program).hexdigest()}).encode()
+    return MAGIC + struct.pack("<I", len(header)) + header + code + program
 
 
 # Every field and its exact type: JSON true is not format 1, nor 1.0 a size.
-_HEADER_TYPES = {"format": int, "xla_metal": str, "platform": str, "size": int, "sha256": str}
+_HEADER_TYPES = {"format": int, "xla_metal": str, "platform": str, "size": int, "sha256": str,
+                 "program_size": int, "program_sha256": str}
 
 
 def _check_header_types(header: object) -> None:
@@ -48,8 +54,9 @@ def _check_header_types(header: object) -> None:
                                        f"{kind.__name__}")
 
 
-def load(blob: bytes, platform: str) -> bytes:
-    """The program bytes of a blob from `dump`, after checking that it is ours and intact."""
+def load(blob: bytes, platform: str) -> tuple[bytes, bytes]:
+    """The StableHLO and compiled-program bytes of a blob from `dump`, after checking that it
+    is ours and intact."""
     if not blob.startswith(MAGIC) or len(blob) < len(MAGIC) + 4:
         raise InvalidArgumentError("[deserialize] not an xla-metal executable")
     (length,) = struct.unpack_from("<I", blob, len(MAGIC))
@@ -68,9 +75,11 @@ def load(blob: bytes, platform: str) -> bytes:
     if header.get("platform") != platform:
         raise InvalidArgumentError(f"[deserialize] executable was compiled for MLX "
                                    f"{header.get('platform')}, this client runs {platform}")
-    code = blob[start + length:]
-    if len(code) != header.get("size") or \
-            hashlib.sha256(code).hexdigest() != header.get("sha256"):
+    code = blob[start + length:start + length + header["size"]]
+    program = blob[start + length + header["size"]:]
+    if len(code) != header["size"] or len(program) != header["program_size"] or \
+            hashlib.sha256(code).hexdigest() != header["sha256"] or \
+            hashlib.sha256(program).hexdigest() != header["program_sha256"]:
         raise InvalidArgumentError("[deserialize] executable is truncated or corrupted "
                                    "(checksum mismatch)")
-    return code
+    return code, program
