@@ -67,7 +67,7 @@ def program(metal: jax.Device):
         jax.config.update("jax_include_full_tracebacks_in_locations", full)
     serialized = metal.client.serialize_executable(namespace["compiled"].runtime_executable())
     start = serialized.find(serialization.MAGIC)  # JAX's metadata, then our blob
-    code = serialization.load(serialized[start:], _platform(metal))
+    code, _ = serialization.load(serialized[start:], _platform(metal))
     assert b"layer.py" in code and b"test_robust" not in code
     return serialized[:start], code, (x, w)
 
@@ -78,7 +78,8 @@ def _platform(metal: jax.Device) -> str:
 
 
 def _deserialize(metal: jax.Device, prefix: bytes, code: bytes):
-    blob = prefix + serialization.dump(code, _platform(metal))  # valid checksum, corrupt bytes
+    # valid checksums, corrupt bytes, and no compiled IR: loading it reads the StableHLO
+    blob = prefix + serialization.dump(code, _platform(metal))
     return metal.client.deserialize_executable(blob, executable_devices=[metal])
 
 
