@@ -24,6 +24,7 @@ import numpy as np
 from ..element_types import numpy_dtype
 from ..errors import InvalidArgumentError
 from . import ir
+from .gc_pause import no_cyclic_gc
 from .importer import _ELEMENT_TYPES, ConvDims, DotDims, GatherDims, ScatterDims
 
 # The attribute dataclasses; each holds only ints and tuples of ints (checked on decode).
@@ -85,6 +86,11 @@ class _Encoder:
 
 def encode(module: ir.Module) -> bytes | None:
     """The bytes of a module, or None when an attribute holds a value outside the format."""
+    with no_cyclic_gc():
+        return _encode(module)
+
+
+def _encode(module: ir.Module) -> bytes | None:
     enc = _Encoder()
     try:
         functions = [[fn.name, fn.public, [enc.type(t) for t in fn.result_types],
@@ -216,6 +222,11 @@ class _Decoder:
 
 def decode(data: bytes) -> ir.Module:
     """The module of `encode`'s bytes; InvalidArgumentError for anything else."""
+    with no_cyclic_gc():
+        return _decode(data)
+
+
+def _decode(data: bytes) -> ir.Module:
     _expect(len(data) >= 4, "too short")
     (length,) = struct.unpack_from("<I", data)
     _expect(4 + length <= len(data), "truncated")
