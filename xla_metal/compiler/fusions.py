@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..element_types import numpy_dtype
 from .ir import Module, Op, Operation, TensorType, Value, walk
 from .lowering.regions import combiner
 
@@ -65,12 +66,15 @@ class Graph:
 
     def source(self, v: Value) -> tuple[Value, list[int | None], list[Operation]] | None:
         """(u, labels, chain): v is u passed through the broadcast_in_dim/reshape ops (and
-        identity converts) of `chain`, which only insert or broadcast size-1 dims; labels[j]
+        identity converts, transposes of size-1 dims) of `chain`, which only insert or
+        broadcast size-1 dims; labels[j]
         is the dim of u that v's dim j reads (None for a broadcast or size-1 dim)."""
         chain: list[Operation] = []
-        while (o := self.op(v, *_BROADCASTS, Op.CONVERT)) is not None:
+        while (o := self.op(v, *_BROADCASTS, Op.CONVERT, Op.TRANSPOSE)) is not None:
             if o.op is Op.CONVERT and _dtype(o.operands[0]) != _dtype(v):
                 break  # a convert to the same type is an identity (JAX leaves a few)
+            if o.op is Op.TRANSPOSE and not _moves_ones(o):
+                break
             chain.append(o)
             v = o.operands[0]
         if not isinstance(v.type, TensorType):
@@ -85,13 +89,11 @@ class Graph:
                 for i, d in enumerate(o.attrs["broadcast_dimensions"]):
                     if src[i] == out[d]:
                         new[d] = labels[i]
-            else:  # a reshape: must keep the sequence of non-1 dims
-                si = [i for i, n in enumerate(src) if n != 1]
-                oi = [j for j, n in enumerate(out) if n != 1]
-                if [src[i] for i in si] != [out[j] for j in oi]:
+            else:  # a reshape (or transpose of size-1 dims): keeps the non-1 dims' order
+                carried = reshaped(src, out, labels)
+                if carried is None:
                     return None
-                for i, j in zip(si, oi, strict=True):
-                    new[j] = labels[i]
+                new = carried
             labels = new
         return v, labels, chain
 
@@ -114,9 +116,19 @@ class Graph:
         """The value of a constant with all elements equal, possibly broadcast (constants
         are not interior: another user may keep them, at no cost)."""
         found = self.source(v)
+        if found is None:
+            return None
+        to = None
+        if (cv := self.op(found[0], Op.CONVERT)) is not None:  # a constant in another type
+            to, found = _dtype(found[0]), self.source(cv.operands[0])
         if found is None or (c := self.op(found[0], Op.CONSTANT)) is None:
             return None
         value = np.asarray(c.attrs["value"])
+        if to is not None:
+            if value.dtype.kind not in "fiu" or to not in FUSED_DTYPES:
+                return None
+            with np.errstate(over="ignore"):
+                value = value.astype(numpy_dtype(to))
         if value.size == 0 or not np.all(value == value.flat[0]):
             return None
         return float(value.flat[0])
@@ -209,6 +221,39 @@ def _dtype(v: Value) -> str:
     return t.dtype if isinstance(t, TensorType) else ""
 
 
+def reshaped(src: tuple[int, ...], out: tuple[int, ...], labels: list) -> list | None:
+    """The labels of a reshape's result dims from its operand's (None for size-1 dims),
+    when the reshape keeps the sequence of dims of size > 1; else None."""
+    si = [i for i, n in enumerate(src) if n != 1]
+    oi = [j for j, n in enumerate(out) if n != 1]
+    if [src[i] for i in si] != [out[j] for j in oi]:
+        return None
+    new: list = [None] * len(out)
+    for i, j in zip(si, oi, strict=True):
+        new[j] = labels[i]
+    return new
+
+
+def _moves_ones(o: Operation) -> bool:
+    """Does the transpose o move only dims of size 1 (then it is a reshape)?"""
+    shape = _shape(o.operands[0])
+    return [p for p in o.attrs["permutation"] if shape[p] != 1] == \
+        [i for i, n in enumerate(shape) if n != 1]
+
+
+def _same_rows(g: Graph, m: Value, m_axes: tuple[int, ...], x: Value,
+               axes: tuple[int, ...]) -> bool:
+    """Is m (reduced over m_axes) x itself, or x reshaped (size-1 dims moved; JAX's
+    dot_product_attention takes the max before such a transpose) with axes lined up?"""
+    if m is x:
+        return m_axes == axes
+    found = g.source(x)
+    if found is None or found[0] is not m or math.prod(_shape(m)) != math.prod(_shape(x)):
+        return False
+    read = [found[1][a] for a in axes]
+    return sorted(d for d in read if d is not None) == sorted(m_axes) and None not in read
+
+
 def _pairs(o: Operation) -> list[tuple[Value, Value]]:
     """Both operand orders of a commutative binary op."""
     a, b = o.operands
@@ -249,7 +294,7 @@ def softmax(g: Graph, root: Operation) -> Fused | None:
         seen.append(clip)
         peak = inner[0]
     found = g.reduce(peak, "MAX", -math.inf, seen)
-    if found is None or found[0] is not x or found[1] != axes:
+    if found is None or not _same_rows(g, found[0], found[1], x, axes):
         return None
     return Fused(Op.SOFTMAX, [x], {"axes": axes, "precise": _dtype(x) != "float32"},
                  [*seen, ex, sub])

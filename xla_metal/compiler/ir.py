@@ -145,6 +145,8 @@ class Op(enum.Enum):
     # ... and by compiler/fusion_grads.py: a norm's VJP, (x, cotangent of norm(x)) -> dx
     LAYER_NORM_GRAD = "xla_metal.layer_norm_grad"  # attrs: eps
     RMS_NORM_GRAD = "xla_metal.rms_norm_grad"      # attrs: eps
+    # ... and by compiler/fusion_attention.py: (q, k, v, [bias], [mask]) -> attention
+    ATTENTION = "xla_metal.attention"  # attrs: scale, layouts in and out (see that module)
 
 
 UNARY_ELEMENTWISE = frozenset({

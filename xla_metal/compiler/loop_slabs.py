@@ -54,7 +54,7 @@ def _clone_block(block: Block, mapping: dict[int, Value]) -> Block:
     return Block(args, _clone(block.ops, mapping))
 
 
-def _inline_calls(block: Block, module: Module) -> None:
+def inline_calls(block: Block, module: Module) -> None:
     """Calls to functions with no regions, replaced by their operations (JAX puts a scan's
     row reads and writes, and a fori_loop's step, each in a function of its own)."""
     ops: list[Operation] = []
@@ -305,7 +305,7 @@ def _stage(loop: Operation, module: Module, defs: dict[int, Operation]) -> list[
         return [loop]
     index, start, _ = counted
     body = loop.regions[1]
-    _inline_calls(body, module)
+    inline_calls(body, module)
     long_body = _unrolled(body, chunk)
     counter = long_body.args[index]
     local_defs = {**defs, **{id(r): o for o in long_body.ops for r in o.results}}

@@ -14,6 +14,7 @@ from ..element_types import numpy_dtype
 from ..errors import InvalidArgumentError, ResourceExhaustedError, UnimplementedError
 from ..runtime.dtypes import CARRIER, MLX_DTYPE, PAIRS
 from . import ir
+from .fusion_attention import fuse_attention
 from .fusion_grads import fuse_norm_gradients
 from .fusions import fuse_kernels
 from .ir import PURE, Block, Module, Op, TensorType, TupleType
@@ -169,6 +170,8 @@ PIPELINE: list[tuple[str, Pass]] = [
     ("fuse softmax and norms onto MLX kernels", fuse_kernels),
     ("eliminate what they left dead", eliminate_dead_code),
     ("fuse norms with their gradients", fuse_norm_gradients),
+    ("fuse attention onto MLX's kernel", fuse_attention),
+    ("eliminate what it left dead", eliminate_dead_code),
     ("rewrite patterns, mark counted loops", rewrite),
     ("read and write counted loops' rows in slabs", stage_slabs),
     ("eliminate dead code", eliminate_dead_code),
