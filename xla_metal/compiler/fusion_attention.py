@@ -26,11 +26,13 @@ value is rounded more than the program rounds it.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import fusions
 from .fusions import FUSED_DTYPES, Fused, Graph, _dtype, _shape, reshaped
 from .ir import Module, Op, Operation, Value, walk
 from .loop_slabs import inline_calls
@@ -41,6 +43,9 @@ from .loop_slabs import inline_calls
 Role = tuple[str, int] | None
 _MOVES = (Op.TRANSPOSE, Op.RESHAPE, Op.CONVERT)
 _MASK_FILL = -1e30  # a finite fill at most this, added to any score, rounds to itself
+# XLA_METAL_FUSE_ATTENTION=0 turns this rule off (XLA_METAL_FUSE=0 turns off every fusion);
+# tools/bench_attention.py sets ENABLED itself to compile both forms in one process.
+ENABLED = os.environ.get("XLA_METAL_FUSE_ATTENTION", "1") != "0"
 
 
 @dataclass
@@ -385,9 +390,7 @@ def _compute_type(dtype: str, sc: Scores) -> str:
 
 def fuse_attention(module: Module) -> Module:
     """Rewrite every exclusive attention pattern (after fuse_kernels made the softmaxes)."""
-    from .fusions import ENABLED
-
-    if not ENABLED:
+    if not (fusions.ENABLED and ENABLED):
         return module
     for fn in module.functions.values():
         if any(o.op is Op.SOFTMAX for o in fn.body.ops):
