@@ -332,16 +332,17 @@ _ORDER = {"EQ": np.equal, "NE": np.not_equal, "LT": np.less, "LE": np.less_equal
 _CAUSAL_LIMIT = 1 << 22  # elements of a mask worth evaluating while compiling
 
 
-def _known(g: Graph, v: Value, memo: dict[int, np.ndarray | None]) -> np.ndarray | None:
-    """The value of v when it is computed from iotas and constants alone (a causal mask
-    spelled with jnp.tril, iota comparisons, broadcasts), else None."""
+def _known(g: Graph, v: Value, memo: dict[int, np.ndarray | None], depth: int = 0
+           ) -> np.ndarray | None:
+    """The value of v when it is computed from iotas and constants alone, in at most 24
+    steps (a causal mask spelled with jnp.tril, iota comparisons, broadcasts), else None."""
     if id(v) in memo:
         return memo[id(v)]
     o = g.defs.get(id(v))
     shape = _shape(v)
     out: np.ndarray | None = None
-    if o is not None and math.prod(shape) <= _CAUSAL_LIMIT:
-        found = [_known(g, a, memo) for a in o.operands]
+    if o is not None and math.prod(shape) <= _CAUSAL_LIMIT and depth < 24:
+        found = [_known(g, a, memo, depth + 1) for a in o.operands]
         args = [a for a in found if a is not None]
         if len(args) == len(found):
             if o.op is Op.CONSTANT:
@@ -357,8 +358,10 @@ def _known(g: Graph, v: Value, memo: dict[int, np.ndarray | None]) -> np.ndarray
                 for i, d in enumerate(sorted(dims)):
                     full[d] = x.shape[i]
                 out = np.broadcast_to(x.reshape(full), shape)
-            elif o.op in (Op.RESHAPE, Op.CONVERT) and _dtype(v) in ("bool", "int32", "int64"):
-                out = np.asarray(args[0]).reshape(shape)
+            elif o.op is Op.RESHAPE:
+                out = np.reshape(args[0], shape)
+            elif o.op is Op.CONVERT and _dtype(v) in ("bool", "int32", "int64"):
+                out = np.asarray(args[0]).astype(_dtype(v))
             elif o.op is Op.COMPARE:
                 out = _ORDER[o.attrs["comparison_direction"]](*args)
             elif o.op in _NUMPY:
