@@ -20,7 +20,11 @@ the first and fires only when
 
 q, k, v and the result share one element type. Where the program takes the scores in a
 wider type (bfloat16 inputs, float32 scores), the kernel runs in that type too, so no
-value is rounded more than the program rounds it.
+value is rounded more than the program rounds it. A mask computed from iotas and
+constants alone (jnp.tril, iota comparisons) is evaluated here; when it is MLX's causal
+triangle the kernel runs in its causal mode and reads no mask. Not followed: a group dim of
+size > 1 moved between the scores and the softmax (jax.nn's grouped-query form), and
+attention inside a loop body whose mask is a function call.
 """
 
 from __future__ import annotations
@@ -408,8 +412,5 @@ def fuse_attention(module: Module) -> Module:
             fused = attention(g, root)
             if fused is None or not g.exclusive(root, fused.interior):
                 continue
-            consumed.update(id(o) for o in fused.interior)
-            for v in fused.operands:
-                g.uses[id(v)] = g.uses.get(id(v), 0) + 1
-            root.op, root.operands, root.attrs = fused.op, fused.operands, fused.attrs
+            g.replace(root, fused, consumed)
     return module

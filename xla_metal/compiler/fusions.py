@@ -200,6 +200,15 @@ class Graph:
         seen.extend(chain)
         return w
 
+    def replace(self, root: Operation, fused: Fused, consumed: set[int]) -> None:
+        """Rewrite root in place as the fused op (its results keep their identity); the
+        interior, now dead, is added to `consumed` so no later match reuses it."""
+        consumed.update(id(o) for o in fused.interior)
+        for v in fused.operands:
+            self.uses[id(v)] = self.uses.get(id(v), 0) + 1
+        root.op, root.operands, root.attrs = fused.op, fused.operands, fused.attrs
+        root.regions = []
+
     def exclusive(self, root: Operation, interior: list[Operation]) -> bool:
         """Is every interior result read only by the interior ops and the root?"""
         ops = {id(o): o for o in interior if o is not root}
@@ -432,10 +441,6 @@ def fuse_kernels(module: Module) -> Module:
                 fused = rule(g, root)
                 if fused is None or not g.exclusive(root, fused.interior):
                     continue
-                consumed.update(id(o) for o in fused.interior)
-                for v in fused.operands:
-                    g.uses[id(v)] = g.uses.get(id(v), 0) + 1
-                root.op, root.operands, root.attrs = fused.op, fused.operands, fused.attrs
-                root.regions = []
+                g.replace(root, fused, consumed)
                 break
     return module
