@@ -368,8 +368,9 @@ def _known(g: Graph, v: Value, memo: dict[int, np.ndarray | None], depth: int = 
                 out = np.asarray(args[0]).astype(_dtype(v))
             elif o.op is Op.COMPARE:
                 out = _ORDER[o.attrs["comparison_direction"]](*args)
-            elif o.op in _NUMPY:
-                out = _NUMPY[o.op](*args)
+            elif o.op in _NUMPY and (o.op in (Op.ADD, Op.SUBTRACT, Op.SELECT) or
+                                     all(a.dtype == np.bool_ for a in args)):
+                out = _NUMPY[o.op](*args)  # (and, or, not of integers are bitwise: not here)
     memo[id(v)] = out
     return out
 
