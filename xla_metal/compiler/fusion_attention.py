@@ -244,7 +244,8 @@ def _assemble(g: Graph, root: Operation, dims, p_side: int, v: Value, p_roles: l
     p_con, v_con = contract[p_side], contract[1 - p_side]
     if [p_roles[d] for d in p_con] != [("s", 0)] or len(v_con) != 1:
         return None
-    nb = len(sc.dot.attrs["dot_dimension_numbers"].lhs_batch)
+    qk_dims = sc.dot.attrs["dot_dimension_numbers"]
+    nb = len(qk_dims.lhs_batch)
     p_free = [d for d in range(len(p_roles)) if d not in (*p_batch, *p_con)]
     for dims_of_p, part in ((p_batch, "b"), (p_free, "t")):
         if any((r := p_roles[d]) is not None and r[0] != part for d in dims_of_p):
@@ -253,7 +254,6 @@ def _assemble(g: Graph, root: Operation, dims, p_side: int, v: Value, p_roles: l
     if any(r is not None and r[0] == "b" and r not in kept for r in sc.roles):
         return None  # a batch dim of the scores that the second dot_general sums over
 
-    qk_dims = sc.dot.attrs["dot_dimension_numbers"]
     q_side = sc.q_side
     q, k = sc.dot.operands[q_side], sc.dot.operands[1 - q_side]
     q_batch, k_batch = (qk_dims.lhs_batch, qk_dims.rhs_batch)[::1 if q_side == 0 else -1]
@@ -392,8 +392,8 @@ def _is_causal(g: Graph, pred: Value, layout: tuple, fill_if: bool, t: int, keys
 
 def _compute_type(dtype: str, sc: Scores) -> str:
     """float32 when the program holds the scores in float32 anywhere before the softmax."""
-    chain = [sc.dot, *sc.interior]
-    return "float32" if any(_dtype(o.results[0]) == "float32" for o in chain) else dtype
+    # sc.interior holds every step and the dot_general itself
+    return "float32" if any(_dtype(o.results[0]) == "float32" for o in sc.interior) else dtype
 
 
 def fuse_attention(module: Module) -> Module:
