@@ -326,6 +326,26 @@ def test_reduction_broadcast_to_a_higher_rank_keeps_dims():
     compare(f, x)
 
 
+def test_bounds_that_change_nothing_are_dropped():
+    def f(x, i):
+        return (jnp.max(x, axis=1, initial=-jnp.inf) * 2.0, jnp.minimum(x, jnp.inf) + 1.0,
+                jnp.maximum(i, np.iinfo(np.int32).min) - 1, jnp.maximum(x, -3.0) + 1.0)
+
+    x = np.array([[-0.0, np.nan, 1.0], [-np.inf, -np.inf, -np.inf], [np.inf, -5.0, 2.0]],
+                 np.float32)
+    i = np.array([[-5, 7, np.iinfo(np.int32).min]] * 3, np.int32)
+    main = compile_program(artifact(f, x, i)).module.main.body.ops  # (not the max's body)
+    assert [o.op for o in main if o.op in (Op.MAXIMUM, Op.MINIMUM)] == [Op.MAXIMUM]  # -3.0
+    compare(f, x, i)
+
+
+def test_a_returned_bound_is_kept():
+    f = lambda x: (jnp.maximum(x, -jnp.inf), x * 2.0)  # noqa: E731
+    x = np.array([-np.inf, np.nan, -0.0], np.float32)
+    assert [o for o in ops_of(f, x) if o.op is Op.MAXIMUM]
+    compare(f, x)
+
+
 # ------------------------------------------------------------ dynamic slice start indices
 
 

@@ -194,3 +194,59 @@ def test_long_float32_sums_are_accurate(metal, axis) -> None:
     want = x.astype(np.float64).sum(axis=axis)
     assert got.shape == want.shape and got.dtype == np.float32
     np.testing.assert_allclose(got, want, rtol=2e-6)
+
+
+def _signs(fn, args, metal, cpu) -> None:
+    """Values and the sign of every zero (np.signbit) equal on 'metal' and XLA:CPU."""
+    for e, g in zip(_run(fn, args, cpu), _run(fn, args, metal), strict=True):
+        parts = [(e.real, g.real), (e.imag, g.imag)] if e.dtype.kind == "c" else [(e, g)]
+        for ep, gp in parts:
+            ep, gp = ep.astype(np.float32), gp.astype(np.float32)
+            np.testing.assert_array_equal(gp, ep)
+            np.testing.assert_array_equal(np.signbit(gp), np.signbit(ep))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16", "complex64"])
+def test_negative_zero_constants(dtype, metal, cpu):
+    # mx.compile writes a one-element -0.0 into its kernels as the integer -0, i.e. +0.0
+    dt = np_dtype(dtype)
+    zero = np.array(complex(-0.0, -0.0) if dt.kind == "c" else -0.0).astype(dt)
+    x = np.array([-1.0, 2.0, -0.0, 0.0]).astype(dt)
+    _signs(lambda x: jnp.where(x.real > 0, x, zero), (x,), metal, cpu)
+    _signs(lambda x: x + zero, (x,), metal, cpu)
+
+
+@pytest.mark.parametrize("mode", ["rows", "elements"])
+def test_dropped_scatter_add_keeps_negative_zeros(mode, metal, cpu):
+    # an out-of-range update is dropped: the slot its clamped index names is left as it is
+    x = np.full((5, 2), -0.0, np.float32)
+    i = np.array([7, -9, 1], np.int32)
+    if mode == "rows":
+        fn = lambda x, i, u: x.at[i].add(u, mode="drop")
+        u = np.ones((3, 2), np.float32)
+    else:
+        fn = lambda x, i, u: x.at[i, 1].add(u, mode="drop")
+        u = np.ones((3,), np.float32)
+    _signs(fn, (x, i, u), metal, cpu)
+
+
+def test_narrow_indices_into_a_long_operand(metal, cpu):
+    # int8 indices where the operand is longer than int8 reaches: nothing to clamp from above
+    x = np.arange(600, dtype=np.float32).reshape(300, 2)
+    i = np.array([5, -3, 127, -128], np.int8)
+    rows = lax.GatherDimensionNumbers(offset_dims=(1,), collapsed_slice_dims=(0,),
+                                      start_index_map=(0,))
+    elems = lax.GatherDimensionNumbers(offset_dims=(), collapsed_slice_dims=(0, 1),
+                                       start_index_map=(0,))
+    _signs(lambda x, i: lax.gather(x, i[:, None], rows, (1, 2), mode="clip"), (x, i), metal,
+           cpu)
+    _signs(lambda x, i: lax.gather(x, i[:, None], elems, (1, 1), mode="clip"), (x, i), metal,
+           cpu)
+    scatter = lax.ScatterDimensionNumbers(update_window_dims=(1,), inserted_window_dims=(0,),
+                                          scatter_dims_to_operand_dims=(0,))
+    u = np.ones((4, 2), np.float32)
+    _signs(lambda x, i, u: lax.scatter_add(x, i[:, None], u, scatter, mode="drop"), (x, i, u),
+           metal, cpu)
+    _signs(lambda x, i, u: lax.scatter_max(x.astype(np.int32), i[:, None],
+                                           u.astype(np.int32) * 1000, scatter, mode="drop"),
+           (x, i, u), metal, cpu)

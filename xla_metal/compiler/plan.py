@@ -148,12 +148,16 @@ def _constant(operation: Operation) -> Any:
 
 
 def _printed_badly(value: mx.array) -> bool:
-    """A one-element complex constant holding NaN or infinity: mx.compile writes one-element
-    constants into its fused CPU kernels as C++ literals, and prints these as
-    `complex64_t(nan, 0)`, which does not compile ("Failed to compile function ...")."""
-    if value.dtype != mx.complex64 or value.size != 1:
+    """A one-element constant mx.compile would get wrong: it writes one-element constants into
+    its fused kernels as C++ literals, and prints a complex NaN or infinity as
+    `complex64_t(nan, 0)`, which does not compile ("Failed to compile function ..."), and a
+    float -0.0 as `static_cast<float>(-0)`, which is +0.0 (the integer -0)."""
+    if value.size != 1 or not mx.issubdtype(value.dtype, mx.inexact):
         return False
-    return not bool(mx.all(mx.isfinite(value)).item())
+    if value.dtype == mx.complex64 and not bool(mx.all(mx.isfinite(value)).item()):
+        return True
+    parts = [mx.real(value), mx.imag(value)] if value.dtype == mx.complex64 else [value]
+    return any(bool(((p == 0) & (1.0 / p < 0)).all().item()) for p in parts)  # 1/-0.0 = -inf
 
 
 def _unprinted(value: mx.array) -> Callable[..., list[Any]]:

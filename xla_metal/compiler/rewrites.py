@@ -19,6 +19,8 @@
   they were, keeps its reduced dims as size 1 (attrs["keepdims"]): MLX's reduction then needs
   no Squeeze node and the broadcast no Reshape (softmax, norms and their gradients are full of
   this pair).
+- maximum(x, -inf) and minimum(x, +inf) (the type's bound for integers) are x: jnp.max's
+  initial=-inf puts one after the max of every jax.nn.softmax, a kernel of its own on MLX.
 - A dynamic_slice / dynamic_update_slice start index known at compile time (a constant, or
   integer arithmetic on constants) is clamped now, as the op would clamp it
   (attrs["static_starts"]: the clamped int, or None for a computed one). A scan's slices
@@ -318,6 +320,58 @@ def mark_static_starts(module: Module) -> Module:
     return module
 
 
+_BOUND_KIND = {Op.MAXIMUM: "MAX", Op.MINIMUM: "MIN"}
+
+
+def _splat_value(v: Value, defs: dict[int, Operation]) -> object | None:
+    """The one value of a constant, read through broadcast_in_dims, or None."""
+    o = defs.get(id(v))
+    while o is not None and o.op is Op.BROADCAST_IN_DIM:
+        o = defs.get(id(o.operands[0]))
+    if o is None or o.op is not Op.CONSTANT:
+        return None
+    values = np.asarray(o.attrs["value"]).reshape(-1)
+    return values[0] if values.size and (values == values[0]).all() else None
+
+
+def drop_identity_bounds(module: Module) -> Module:
+    defs = definitions(module)
+    same: dict[int, Value] = {}  # a maximum / minimum's result id -> the operand it equals
+    for fn in module.functions.values():
+        for operation in walk(fn.body):
+            kind = _BOUND_KIND.get(operation.op)
+            if kind is None:
+                continue
+            out = operation.results[0]
+            for x, bound in _pairs(operation):
+                value = _splat_value(bound, defs)
+                if x.type == out.type and _native(x.type) and value is not None and \
+                        _is_identity(kind, value):
+                    same[id(out)] = x
+                    break
+    if same:
+        for fn in module.functions.values():
+            _read_through(fn.body, same)
+    return module
+
+
+def _pairs(o: Operation) -> list[tuple[Value, Value]]:
+    a, b = o.operands
+    return [(a, b), (b, a)]
+
+
+def _read_through(block: Block, same: dict[int, Value]) -> None:
+    """Operands that are keys of `same` replaced by what they equal; a block's return keeps
+    its operands (a program returning its argument, or one value twice, is not made here)."""
+    for operation in block.ops[:-1]:
+        for i, v in enumerate(operation.operands):
+            while id(v) in same:
+                v = same[id(v)]
+            operation.operands[i] = v
+        for region in operation.regions:
+            _read_through(region, same)
+
+
 def rewrite(module: Module) -> Module:
-    return mark_counted_loops(mark_static_starts(simplify_reductions(fold_conv_reverse(
-        fold_dot_transpose(module)))))
+    return mark_counted_loops(mark_static_starts(simplify_reductions(drop_identity_bounds(
+        fold_conv_reverse(fold_dot_transpose(module))))))

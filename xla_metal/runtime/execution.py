@@ -32,6 +32,7 @@ import ctypes
 import itertools
 import os
 import threading
+from array import array as int_array
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -177,8 +178,9 @@ def execute(exe: Any, args: Any, handles: dict[int, Any], give_up: Any,
     if num_args != len(inputs_signature.types):
         raise InvalidArgumentError(f"[execute] @{exe.module.entry} takes "
                                    f"{len(inputs_signature.types)} arguments, got {num_args}")
-    argument_handles = args.args
-    inputs = [handles.get(argument_handles[i]) for i in range(num_args)]
+    # (a slice of a ctypes pointer is one C call, indexing it one per element)
+    argument_handles = args.args[:num_args]
+    inputs = list(map(handles.get, argument_handles))
     if not inputs_signature.matches(inputs):
         problem = inputs_signature.mismatch(inputs, "argument")
         if problem is not None:
@@ -186,10 +188,9 @@ def execute(exe: Any, args: Any, handles: dict[int, Any], give_up: Any,
     if args.donated:
         # Given up by the caller: with our table's reference gone, MLX may write results into
         # the same memory (it reuses an input buffer nobody else holds).
-        donated = args.donated
-        for i in range(num_args):
-            if donated[i]:
-                give_up(argument_handles[i])
+        for handle, donated in zip(argument_handles, args.donated[:num_args], strict=True):
+            if donated:
+                give_up(handle)
     inline = SYNCHRONOUS or exe.inline
     with graph_lock, mx.stream(exe.client.device):
         outputs = exe.run(*inputs)
@@ -205,8 +206,8 @@ def execute(exe: Any, args: Any, handles: dict[int, Any], give_up: Any,
         exe.outputs_checked = True
     if outputs:
         result_handles = new_handles(outputs)
-        numbers = (ctypes.c_int64 * len(result_handles))(*result_handles)
-        ctypes.memmove(args.outputs, numbers, ctypes.sizeof(numbers))
+        numbers = int_array("q", result_handles)
+        ctypes.memmove(args.outputs, numbers.buffer_info()[0], 8 * len(numbers))
     if inline or not outputs:
         args.completion = 0
         return

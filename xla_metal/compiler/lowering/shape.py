@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 import mlx.core as mx
+import numpy as np
 
 from ...errors import UnimplementedError
 from ...runtime import dtypes as _dtypes
@@ -45,15 +46,21 @@ def broadcast_in_dim(x: mx.array, shape: tuple[int, ...], dims: tuple[int, ...])
     return mx.broadcast_to(x.reshape(full), shape)
 
 
+def counting(n: int, step: int = 1, dtype: Any = mx.int32) -> mx.array:
+    """0, step, 2*step, ... (n values) as a constant made now, from numpy: traced into an
+    mx.compile'd program it is data the graph holds, where mx.arange would be a kernel
+    launched on every call."""
+    wide = np.int64 if dtype in (mx.int64, mx.uint64) else np.int32
+    return mx.array(np.arange(n, dtype=wide) * step).astype(dtype)
+
+
 @lowering(Op.IOTA)
 @single
 def _iota(ctx, op: Operation) -> mx.array:
     t = out_type(op)
     dim = int(op.attrs["iota_dimension"])
-    dtype = _dtypes.mlx_dtype(t.dtype)
-    n = t.shape[dim]
-    base = mx.arange(n, dtype=mx.int32 if dtype != mx.int64 else mx.int64).astype(dtype)
-    return broadcast_in_dim(base, t.shape, (dim,))
+    return broadcast_in_dim(counting(t.shape[dim], 1, _dtypes.mlx_dtype(t.dtype)), t.shape,
+                            (dim,))
 
 
 @lowering(Op.BROADCAST_IN_DIM)
@@ -136,10 +143,13 @@ def _clamped(s: mx.array, limit: int) -> mx.array:
 
 
 def _clamp(s: mx.array, limit: int) -> mx.array:
-    """Start indices clamped to [0, limit] as XLA clamps them, as int32."""
+    """Start indices clamped to [0, limit] as XLA clamps them, as int32. A limit past the
+    index type's range clamps nothing (and MLX refuses it as an operand of that type)."""
     if s.dtype not in _UNSIGNED:
         s = mx.maximum(s, 0)
-    s = mx.minimum(s, max(limit, 0))
+    limit = max(limit, 0)
+    if limit < np.iinfo(_dtypes.NAME_OF_MLX_DTYPE[s.dtype]).max:
+        s = mx.minimum(s, limit)
     return s if s.dtype == mx.int32 else s.astype(mx.int32)
 
 
@@ -244,10 +254,24 @@ def _row_axis(index_map: tuple[int, ...], dropped: tuple[int, ...],
     return d
 
 
-def _batch_coords(batch_shape: tuple[int, ...], axis: int) -> mx.array:
-    """The coordinate along `axis` of every batch position, shape batch_shape."""
-    n = batch_shape[axis]
-    return broadcast_in_dim(mx.arange(n, dtype=mx.int32), batch_shape, (axis,))
+def _batch_coords(batch_shape: tuple[int, ...], axis: int, stride: int) -> mx.array:
+    """stride x the coordinate along `axis` of every batch position, shape batch_shape."""
+    return broadcast_in_dim(counting(batch_shape[axis], stride), batch_shape, (axis,))
+
+
+def _window_offsets(starts: mx.array, sizes: list[int], strides: list[int]) -> mx.array:
+    """The linear index of every element of the windows at these linear starts (shape
+    [*batch, 1, ...], one 1 per window dim): a sum of broadcast constants, which mx.compile
+    fuses into one kernel."""
+    full = starts
+    for d, (n, stride) in enumerate(zip(sizes, strides, strict=True)):
+        if n > 1:
+            full = full + broadcast_in_dim(counting(n, stride), tuple(sizes), (d,))
+    return full
+
+
+def _add(total: mx.array | None, term: mx.array) -> mx.array:
+    return term if total is None else total + term
 
 
 @lowering(Op.GATHER)
@@ -270,19 +294,15 @@ def _gather(ctx, op: Operation, x: mx.array, indices: mx.array) -> mx.array:
                        len(batch_shape), dn.offset_dims)
     ind_dims = [d for d in range(indices.ndim) if d != dn.index_vector_dim]
     strides = _strides(tuple(x.shape))
-    linear = mx.zeros(batch_shape, dtype=mx.int32)
+    linear: mx.array | None = None
     for k, d in enumerate(dn.start_index_map):
-        s = idx[..., k]
-        s = mx.minimum(mx.maximum(s, mx.zeros_like(s)),
-                       mx.array(x.shape[d] - sizes[d]).astype(s.dtype))
-        linear = linear + s.astype(mx.int32) * strides[d]
+        linear = _add(linear, _clamp(idx[..., k], x.shape[d] - sizes[d]) * strides[d])
     for od, idim in zip(dn.operand_batching_dims, dn.start_indices_batching_dims, strict=True):
-        linear = linear + _batch_coords(batch_shape, ind_dims.index(idim)) * strides[od]
-    # offsets of every element of a slice
-    window = mx.zeros(sizes, dtype=mx.int32)
-    for d, n in enumerate(sizes):
-        window = window + broadcast_in_dim(mx.arange(n, dtype=mx.int32) * strides[d], sizes, (d,))
-    full = linear.reshape((*batch_shape, *([1] * len(sizes)))) + window
+        linear = _add(linear, _batch_coords(batch_shape, ind_dims.index(idim), strides[od]))
+    if linear is None:
+        linear = mx.zeros(batch_shape, dtype=mx.int32)
+    full = _window_offsets(linear.reshape((*batch_shape, *([1] * len(sizes)))), list(sizes),
+                           strides)
     vals = mx.take(x.reshape(-1), full.reshape(-1)).reshape((*batch_shape, *sizes))
     return _placed(vals.reshape((*batch_shape, *[sizes[d] for d in keep])), len(batch_shape),
                    dn.offset_dims)
@@ -375,40 +395,44 @@ def _scatter(ctx, op: Operation, *args: mx.array) -> list[mx.array]:
                     dn.input_batching_dims, window_sizes, oshape)
     if row is not None and n == 1 and kind in _SCATTER_METHODS and x0.dtype != mx.bool_:
         return [_scatter_rows(kind, x0, idx[..., 0], permuted(u, perm), row, batch_shape)]
-    linear = mx.zeros(batch_shape, dtype=mx.int32)
-    valid = mx.ones(batch_shape, dtype=mx.bool_)
+    linear: mx.array | None = None
+    valid: mx.array | None = None
     for k, d in enumerate(dn.scatter_dims_to_operand_dims):
-        s = idx[..., k]
-        if s.dtype not in (mx.uint8, mx.uint16, mx.uint32, mx.uint64):
-            valid = valid & (s >= 0)
-        valid = valid & (s <= oshape[d] - window_sizes[d])
-        s = mx.minimum(mx.maximum(s, mx.zeros_like(s)),
-                       mx.array(max(oshape[d] - window_sizes[d], 0)).astype(s.dtype))
-        linear = linear + s.astype(mx.int32) * strides[d]
+        s, limit = idx[..., k], oshape[d] - window_sizes[d]
+        in_range = _in_range(s, limit)
+        valid = in_range if valid is None else valid & in_range
+        linear = _add(linear, _clamp(s, limit) * strides[d])
     for od, idim in zip(dn.input_batching_dims, dn.scatter_indices_batching_dims, strict=True):
-        linear = linear + _batch_coords(batch_shape, ind_dims.index(idim)) * strides[od]
+        linear = _add(linear, _batch_coords(batch_shape, ind_dims.index(idim), strides[od]))
+    if linear is None:
+        linear = mx.zeros(batch_shape, dtype=mx.int32)
     total = math.prod(oshape)
     # updates: scatter dims (in order) then window dims (in operand order)
     window_shape = [window_sizes[d] for d in window_dims_ops]
-    wlin = mx.zeros(window_shape, dtype=mx.int32)
-    for j, d in enumerate(window_dims_ops):
-        wlin = wlin + broadcast_in_dim(mx.arange(window_sizes[d], dtype=mx.int32) * strides[d],
-                                       tuple(window_shape), (j,))
     ones = [1] * len(window_shape)
-    full = linear.reshape((*batch_shape, *ones)) + wlin
-    # an invalid window goes entirely to the spare slot past the end
-    full = mx.where(valid.reshape((*batch_shape, *ones)), full, mx.array(total, dtype=mx.int32))
+    full = _window_offsets(linear.reshape((*batch_shape, *ones)), window_shape,
+                           [strides[d] for d in window_dims_ops])
+    inside = None if valid is None else valid.reshape((*batch_shape, *ones))
+    neutral = _neutral(kind, x0.dtype) if n == 1 else None
+    vals = [permuted(upd, perm).astype(x.dtype) for x, upd in zip(inputs, updates, strict=True)]
+    if inside is None:  # no scattered index: every window is inside
+        flats = [x.reshape(-1) for x in inputs]
+    elif neutral is not None:
+        # an invalid window adds the identity where its clamped copy lands: no spare slot
+        vals = [mx.where(inside, vals[0], neutral)]
+        flats = [x0.reshape(-1)]
+    else:
+        # an invalid window goes entirely to the spare slot past the end
+        full = mx.where(inside, full, mx.array(total, dtype=mx.int32))
+        flats = [mx.concatenate([x.reshape(-1), mx.zeros((1,), dtype=x.dtype)])
+                 for x in inputs]
     flat_idx = full.reshape(-1)
-    flats, vals = [], []
-    for x, upd in zip(inputs, updates, strict=True):
-        v = permuted(upd, perm)
-        vals.append(v.reshape(-1).astype(x.dtype))
-        flats.append(mx.concatenate([x.reshape(-1), mx.zeros((1,), dtype=x.dtype)]))
+    vals = [v.reshape(-1) for v in vals]
     if kind is None:
         flats = _scatter_serial(ctx.region(0), flats, vals, flat_idx, math.prod(batch_shape))
     else:
         flats = [_scatter_fast(kind, f, flat_idx, v) for f, v in zip(flats, vals, strict=True)]
-    return [f[:total].reshape(oshape) for f in flats]
+    return [(f if f.size == total else f[:total]).reshape(oshape) for f in flats]
 
 
 def _scatter_rows(kind: str, x: mx.array, starts: mx.array, updates: mx.array, row: int,
@@ -417,15 +441,50 @@ def _scatter_rows(kind: str, x: mx.array, starts: mx.array, updates: mx.array, r
     rows, not of every element. As XLA does, a row whose index is out of range is skipped:
     it goes to a spare row past the end, dropped after."""
     n = x.shape[row]
-    valid = starts <= n - 1
-    if starts.dtype not in _UNSIGNED:
-        valid = valid & (starts >= 0)
-    rows = mx.where(valid, _clamp(starts, n - 1), n)
+    valid = _in_range(starts, n - 1)
     moved = x if row == 0 else mx.moveaxis(x, row, 0)
-    padded = mx.concatenate([moved, mx.zeros((1, *moved.shape[1:]), dtype=x.dtype)])
     updates = updates.reshape((*batch_shape, *moved.shape[1:])).astype(x.dtype)
-    out = getattr(padded.at[rows], _SCATTER_METHODS[kind])(updates)
-    return out[:n] if row == 0 else mx.moveaxis(out[:n], 0, row)
+    neutral = _neutral(kind, x.dtype)
+    if neutral is not None:  # a skipped row adds the identity to row 0: no spare row to copy
+        rows = _clamp(starts, n - 1)
+        updates = mx.where(valid.reshape((*batch_shape, *[1] * (moved.ndim - 1))), updates,
+                           neutral)
+        out = getattr(moved.at[rows], _SCATTER_METHODS[kind])(updates)
+    else:
+        rows = mx.where(valid, _clamp(starts, n - 1), n)
+        padded = mx.concatenate([moved, mx.zeros((1, *moved.shape[1:]), dtype=x.dtype)])
+        out = getattr(padded.at[rows], _SCATTER_METHODS[kind])(updates)[:n]
+    return out if row == 0 else mx.moveaxis(out, 0, row)
+
+
+def _in_range(s: mx.array, limit: int) -> mx.array:
+    """Which start indices lie in [0, limit]."""
+    valid = s <= limit if limit < np.iinfo(_dtypes.NAME_OF_MLX_DTYPE[s.dtype]).max else \
+        mx.ones(s.shape, dtype=mx.bool_)
+    return valid if s.dtype in _UNSIGNED else valid & (s >= 0)
+
+
+def _neutral(kind: str | None, dtype: mx.Dtype) -> mx.array | None:
+    """An update that leaves any value as it is under `kind`, where MLX's scatter applies it
+    exactly: -0.0 for a float sum (+0.0 would turn a -0.0 into +0.0), 1 for a real product,
+    the type's bounds for an integer max / min. None otherwise (a float max / min, whose
+    handling of NaN in MLX's atomics is not documented; complex products; booleans)."""
+    if dtype == mx.bool_:
+        return None
+    name = _dtypes.NAME_OF_MLX_DTYPE[dtype]
+    floating = mx.issubdtype(dtype, mx.inexact)
+    value: Any = None
+    if kind == "ADD" and floating:
+        # negated here, not written -0.0: mx.compile prints a -0.0 literal as the integer -0
+        return mx.negative(mx.array(0, dtype=dtype))
+    if kind == "ADD":
+        value = 0
+    elif kind == "MUL" and dtype != mx.complex64:
+        value = 1
+    elif kind in ("MAX", "MIN") and not floating:
+        info = np.iinfo(name)
+        value = int(info.min) if kind == "MAX" else int(info.max)
+    return None if value is None else mx.array(value, dtype=dtype)
 
 
 def _scatter_fast(kind: str, flat: mx.array, idx: mx.array, vals: mx.array) -> mx.array:
