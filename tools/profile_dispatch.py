@@ -1,11 +1,13 @@
 """Where the time of a tiny jitted call on 'metal' goes: PJRT calls and Python profile.
 
     python tools/profile_dispatch.py [--calls 3000] [--counter /tmp/pjrt_call_counter.so]
-                                     [--profile] [--eager]
+                                     [--profile] [--eager] [--buffers N]
 
 With --counter (a build of tools/pjrt_call_counter.c, command in that file), JAX loads the
 counting shim in front of the plugin and this prints, per jitted call, every PJRT C API entry
-JAX made, how often, and its mean time inside the plugin. With --profile it prints cProfile's
+JAX made, how often, and its mean time inside the plugin. --buffers N makes the call take and
+return N small arrays, as a training step takes and returns its parameters (XLA:CPU runs the
+same call too, for JAX's own cost per buffer). With --profile it prints cProfile's
 top functions (by own time) over the calls. Always prints process CPU time and wall time per
 call. Diagnostics, not a benchmark: tools/bench_dispatch.py is the benchmark.
 """
@@ -36,6 +38,8 @@ def main() -> None:
     parser.add_argument("--counter", help="path of the built pjrt_call_counter.so")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--eager", action="store_true", help="an eager jnp.sin, not a jit")
+    parser.add_argument("--buffers", type=int, default=0,
+                        help="N float32[8] arguments and results (0: the one-array call)")
     parser.add_argument("--no-wait", action="store_true",
                         help="do not wait for each result (a loop that dispatches ahead)")
     args = parser.parse_args()
@@ -56,6 +60,20 @@ def main() -> None:
     tiny = jax.jit(lambda a: a * 2.0 + 1.0)
     op = (lambda: jnp.sin(x)) if args.eager else (lambda: tiny(x))
     call = op if args.no_wait else (lambda: op().block_until_ready())
+    if args.buffers:
+        step = jax.jit(lambda xs: [a * 2.0 + 1.0 for a in xs])
+        leaves = [np.full(8, i, np.float32) for i in range(args.buffers)]
+        for device in ("cpu", "metal"):  # JAX on XLA:CPU first: its cost for as many buffers
+            xs = jax.device_put(leaves, jax.devices(device)[0])
+            call = (lambda xs=xs: step(xs)) if args.no_wait else \
+                (lambda xs=xs: jax.block_until_ready(step(xs)))
+            for _ in range(50):
+                call()
+            start = time.perf_counter()
+            for _ in range(args.calls // 10):
+                call()
+            print(f"{device}: {args.buffers} arguments and results, "
+                  f"{(time.perf_counter() - start) / (args.calls // 10) * 1e6:.1f} us per call")
     for _ in range(200):  # compile and warm up
         call()
 
