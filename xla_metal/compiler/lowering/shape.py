@@ -439,13 +439,15 @@ def _scatter_rows(kind: str, x: mx.array, starts: mx.array, updates: mx.array, r
                   batch_shape: tuple[int, ...]) -> mx.array:
     """A scatter of whole rows along axis `row` (an embedding's gradient): one scatter of
     rows, not of every element. As XLA does, a row whose index is out of range is skipped:
-    it goes to a spare row past the end, dropped after."""
+    its update becomes the identity of `kind` (applied to the row its index clamps to), or,
+    where MLX applies no identity exactly, it goes to a spare row past the end, dropped
+    after."""
     n = x.shape[row]
     valid = _in_range(starts, n - 1)
     moved = x if row == 0 else mx.moveaxis(x, row, 0)
     updates = updates.reshape((*batch_shape, *moved.shape[1:])).astype(x.dtype)
     neutral = _neutral(kind, x.dtype)
-    if neutral is not None:  # a skipped row adds the identity to row 0: no spare row to copy
+    if neutral is not None:  # no spare row: the whole operand is not copied to make one
         rows = _clamp(starts, n - 1)
         updates = mx.where(valid.reshape((*batch_shape, *[1] * (moved.ndim - 1))), updates,
                            neutral)
