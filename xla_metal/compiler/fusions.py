@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..element_types import numpy_dtype
-from .ir import Module, Op, Operation, TensorType, Value, walk
+from .ir import Module, Op, Operation, TensorType, Value, operand_orders, walk
 from .lowering.regions import combiner
 
 # XLA_METAL_FUSE=0 turns the pass off (tools/bench_fusions.py measures with and without it).
@@ -263,12 +263,6 @@ def _same_rows(g: Graph, m: Value, m_axes: tuple[int, ...], x: Value,
     return sorted(d for d in read if d is not None) == sorted(m_axes) and None not in read
 
 
-def _pairs(o: Operation) -> list[tuple[Value, Value]]:
-    """Both operand orders of a commutative binary op."""
-    a, b = o.operands
-    return [(a, b), (b, a)]
-
-
 # ---------------------------------------------------------------------------- softmax
 
 
@@ -297,7 +291,7 @@ def softmax(g: Graph, root: Operation) -> Fused | None:
     if peak is None:
         return None
     if (clip := g.op(peak, Op.MAXIMUM)) is not None:  # jnp.max(..., initial=-inf)
-        inner = [p for q, p in _pairs(clip) if g.splat(q) == -math.inf]
+        inner = [p for q, p in operand_orders(clip) if g.splat(q) == -math.inf]
         if not inner:
             return None
         seen.append(clip)
@@ -321,7 +315,7 @@ def _inverse_rms(g: Graph, v: Value, last: tuple[int, ...], seen: list[Operation
     add = g.op(rs.operands[0], Op.ADD) if rs is not None else None
     if rs is None or add is None:
         return None
-    for m, c in _pairs(add):
+    for m, c in operand_orders(add):
         eps = g.splat(c)
         x = g.mean(m, last, trial) if eps is not None else None
         square = g.op(x, Op.MULTIPLY) if x is not None else None
@@ -353,7 +347,7 @@ def _norm(g: Graph, v: Value, seen: list[Operation]) -> tuple[Op, Value, float] 
     if mul is None or not _shape(v):
         return None
     last = (len(_shape(v)) - 1,)
-    for a, b in _pairs(mul):
+    for a, b in operand_orders(mul):
         trial: list[Operation] = [mul]
         found = _inverse_rms(g, b, last, trial)
         if found is None:
@@ -376,7 +370,7 @@ def _scaled(g: Graph, y: Value, seen: list[Operation]
     y = norm(x)."""
     mul = g.op(y, Op.MULTIPLY)
     if mul is not None:
-        for n, s in _pairs(mul):
+        for n, s in operand_orders(mul):
             trial: list[Operation] = [mul]
             scale = g.vector(s, trial)
             core = _norm(g, n, trial) if scale is not None else None
@@ -397,7 +391,7 @@ def normalization(g: Graph, root: Operation) -> Fused | None:
     if not _shape(y):
         return None
     options: list[tuple[Value, Value | None]] = \
-        list(_pairs(root)) if root.op is Op.ADD else [(y, None)]
+        list(operand_orders(root)) if root.op is Op.ADD else [(y, None)]
     for value, bias_value in options:
         seen: list[Operation] = []
         bias = g.vector(bias_value, seen) if bias_value is not None else None

@@ -290,6 +290,12 @@ class Module:
         return self.functions[self.entry]
 
 
+def operand_orders(operation: Operation) -> list[tuple[Value, Value]]:
+    """Both orders of a commutative binary op's operands, for matching either one."""
+    a, b = operation.operands
+    return [(a, b), (b, a)]
+
+
 def walk(block: Block):
     """Every operation in a block, nested regions included, in program order."""
     for operation in block.ops:

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..runtime.dtypes import MLX_DTYPE, PAIRS
 from .importer import DotDims
-from .ir import Block, Module, Op, Operation, TensorType, Value, walk
+from .ir import Block, Module, Op, Operation, TensorType, Value, operand_orders, walk
 from .lowering.regions import combiner
 
 # Operations a loop may put into one mx.compile trace when unrolled (trip count x body ops).
@@ -343,7 +343,7 @@ def drop_identity_bounds(module: Module) -> Module:
             if kind is None:
                 continue
             out = operation.results[0]
-            for x, bound in _pairs(operation):
+            for x, bound in operand_orders(operation):
                 value = _splat_value(bound, defs)
                 if x.type == out.type and _native(x.type) and value is not None and \
                         _is_identity(kind, value):
@@ -353,11 +353,6 @@ def drop_identity_bounds(module: Module) -> Module:
         for fn in module.functions.values():
             _read_through(fn.body, same)
     return module
-
-
-def _pairs(o: Operation) -> list[tuple[Value, Value]]:
-    a, b = o.operands
-    return [(a, b), (b, a)]
 
 
 def _read_through(block: Block, same: dict[int, Value]) -> None:

@@ -143,14 +143,19 @@ def _clamped(s: mx.array, limit: int) -> mx.array:
 
 
 def _clamp(s: mx.array, limit: int) -> mx.array:
-    """Start indices clamped to [0, limit] as XLA clamps them, as int32. A limit past the
-    index type's range clamps nothing (and MLX refuses it as an operand of that type)."""
+    """Start indices clamped to [0, limit] as XLA clamps them, as int32."""
     if s.dtype not in _UNSIGNED:
         s = mx.maximum(s, 0)
     limit = max(limit, 0)
-    if limit < np.iinfo(_dtypes.NAME_OF_MLX_DTYPE[s.dtype]).max:
+    if _below_type_max(s, limit):
         s = mx.minimum(s, limit)
     return s if s.dtype == mx.int32 else s.astype(mx.int32)
+
+
+def _below_type_max(s: mx.array, limit: int) -> bool:
+    """Can an index of s's type exceed `limit`? (If not, comparing with it is moot, and MLX
+    refuses `limit` as an operand of that type.)"""
+    return limit < np.iinfo(_dtypes.NAME_OF_MLX_DTYPE[s.dtype]).max
 
 
 _UNSIGNED = (mx.uint8, mx.uint16, mx.uint32, mx.uint64)
@@ -461,8 +466,7 @@ def _scatter_rows(kind: str, x: mx.array, starts: mx.array, updates: mx.array, r
 
 def _in_range(s: mx.array, limit: int) -> mx.array:
     """Which start indices lie in [0, limit]."""
-    valid = s <= limit if limit < np.iinfo(_dtypes.NAME_OF_MLX_DTYPE[s.dtype]).max else \
-        mx.ones(s.shape, dtype=mx.bool_)
+    valid = s <= limit if _below_type_max(s, limit) else mx.ones(s.shape, dtype=mx.bool_)
     return valid if s.dtype in _UNSIGNED else valid & (s >= 0)
 
 
