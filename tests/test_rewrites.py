@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import collections
+import re
+import tempfile
+
 import jax
 import jax.numpy as jnp
+import mlx.core as mx
 import numpy as np
 import pytest
 from jax import lax
@@ -49,6 +54,28 @@ def test_batched_dot_transpose_folded():
     a, b = f32(3, 5, 7), f32(3, 7, 2)
     assert not any(o.op is Op.TRANSPOSE for o in ops_of(f, a, b))
     compare(f, a, b)
+
+
+def graph_kinds(fn, *args) -> collections.Counter:
+    """Primitive name -> count in the graph mx.compile evaluates for fn (our compiler)."""
+    program = compile_program(artifact(fn, *args))
+    inputs = [mx.array(np.asarray(a)) for a in jax.tree_util.tree_leaves(args)]
+    with tempfile.NamedTemporaryFile("r", suffix=".dot") as f:
+        mx.export_to_dot(f.name, *program.entry()(*inputs))
+        return collections.Counter(re.findall(r'label ="([A-Za-z_]+)"', f.read()))
+
+
+def test_dense_layer_gradients_flatten_each_batched_operand_once():
+    # The weight gradient contracts x [4, 8, 16] and the output gradient over their two
+    # leading dims; the forward and input-gradient matmuls flatten those same arrays.
+    def grads(w, x):
+        return jax.grad(lambda w, x: jnp.sum(jnp.tanh(x @ w)), argnums=(0, 1))(w, x)
+
+    w, x = f32(16, 32), f32(4, 8, 16)
+    kinds = graph_kinds(grads, w, x)
+    assert (kinds["Flatten"], kinds["Reshape"]) == (2, 0), kinds
+    # each weight-gradient entry sums 32 products of O(1) terms, in MLX's order, not XLA's
+    compare(grads, w, x, tol=(2e-5, 1e-5))
 
 
 def test_transpose_that_is_not_a_swap_is_kept():
@@ -337,6 +364,20 @@ def test_bounds_that_change_nothing_are_dropped():
     main = compile_program(artifact(f, x, i)).module.main.body.ops  # (not the max's body)
     assert [o.op for o in main if o.op in (Op.MAXIMUM, Op.MINIMUM)] == [Op.MAXIMUM]  # -3.0
     compare(f, x, i)
+
+
+def test_a_max_read_through_a_dropped_bound_keeps_its_dims():
+    # jax.nn.softmax's max is read by maximum(max, -inf), which is dropped; in a gradient the
+    # softmax is not fused, and its max must still keep its reduced dim (no Squeeze, no
+    # Reshape back)
+    def grad(x, y):
+        return jax.grad(lambda x: jnp.sum(jax.nn.softmax(x) * y))(x)
+
+    x, y = f32(4, 8, 16), f32(4, 8, 16)
+    maxima = [o for o in ops_of(grad, x, y) if o.op is Op.REDUCE and
+              rewrites.combiner(o.regions[0]) == "MAX"]
+    assert maxima and all(o.attrs.get("keepdims") for o in maxima)
+    compare(grad, x, y)
 
 
 def test_a_returned_bound_is_kept():

@@ -19,7 +19,7 @@ from .fusion_grads import fuse_norm_gradients
 from .fusions import fuse_kernels
 from .ir import PURE, Block, Module, Op, TensorType, TupleType
 from .loop_slabs import stage_slabs
-from .rewrites import rewrite
+from .rewrites import drop_identity_bounds, rewrite
 
 Pass = Callable[[Module], Module]
 
@@ -172,6 +172,8 @@ PIPELINE: list[tuple[str, Pass]] = [
     ("fuse norms with their gradients", fuse_norm_gradients),
     ("fuse attention onto MLX's kernel", fuse_attention),
     ("eliminate what it left dead", eliminate_dead_code),
+    ("drop maxima and minima with a bound that changes nothing", drop_identity_bounds),
+    ("eliminate the bounds dropped", eliminate_dead_code),
     ("rewrite patterns, mark counted loops", rewrite),
     ("read and write counted loops' rows in slabs", stage_slabs),
     ("eliminate dead code", eliminate_dead_code),

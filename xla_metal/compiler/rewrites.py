@@ -368,5 +368,8 @@ def _read_through(block: Block, same: dict[int, Value]) -> None:
 
 
 def rewrite(module: Module) -> Module:
-    return mark_counted_loops(mark_static_starts(simplify_reductions(drop_identity_bounds(
-        fold_conv_reverse(fold_dot_transpose(module))))))
+    """Every rewrite above but drop_identity_bounds, which runs first, as a pipeline stage of
+    its own: the bounds it leaves dead must be gone before simplify_reductions counts a
+    reduce's readers (a softmax's max is read by one)."""
+    return mark_counted_loops(mark_static_starts(simplify_reductions(
+        fold_conv_reverse(fold_dot_transpose(module)))))

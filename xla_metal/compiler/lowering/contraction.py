@@ -49,7 +49,14 @@ def _grouped(x: mx.array, groups: list[list[int]]) -> mx.array | None:
     if any(not g or g != list(range(g[0], g[0] + len(g))) for g in groups):
         return None
     order = sorted(range(len(groups)), key=lambda i: groups[i][0])
-    merged = x.reshape([math.prod(x.shape[d] for d in groups[i]) for i in order])
+    runs = [g for g in groups if len(g) > 1]
+    if len(runs) == 1:
+        # One merge is mx.flatten, as mx.matmul flattens its own batched operand: the dot
+        # that uses this x (or this gradient) forward flattens it the same way, and
+        # mx.compile merges the two equal nodes into one.
+        merged = mx.flatten(x, runs[0][0], runs[0][-1])
+    else:
+        merged = x.reshape([math.prod(x.shape[d] for d in groups[i]) for i in order])
     return permuted(merged, [order.index(i) for i in range(len(groups))])
 
 
