@@ -73,9 +73,8 @@ def graph_fed_back(args: Any, name: str) -> list[str]:
     """Rows for native MLX and for our compiled entry function with the state it returns fed
     back in, evaluated synchronously (mx.eval), as Execute evaluates (mx.async_eval plus a
     marker, then waiting for the marker) and with mx.async_eval alone: ms per step of replay
-    and evaluation, medians over `rounds` rounds of args.steps steps, the contenders taking
-    turns within each round (this host's speed drifts between seconds)."""
-
+    and evaluation, medians over args.rounds rounds of args.steps steps, the contenders
+    taking turns within each round (this host's speed drifts between seconds)."""
     import jax
     import mlx.core as mx
     from profile_graph import native_arrays, our_program, workloads
@@ -196,7 +195,8 @@ def main() -> None:
     default_evaluation = clocked("schedule", execution.evaluate)
     execution.execute = clocked("execute", execution.execute)
     real_block = jax.block_until_ready
-    print(f"device {args.device}; ms per step, means over {args.steps} steps")
+    print(f"device {args.device}; ms per step, means over {args.steps} steps (rows: medians "
+          f"of {args.rounds} rounds)")
     for name in args.only.split(","):
         workload = wl.WORKLOADS[name](args)
         native = per_step(workload.runners["mlx"], args.steps)
