@@ -441,3 +441,41 @@ def test_computed_starts_in_a_scan():
     assert any(o.attrs["static_starts"].count(None) == 1 for o in _sliced(f, w, xs))
     for platform in ("cpu", "gpu"):
         compare(f, w, xs, tol=(1e-5, 1e-5), platform=platform)
+
+
+# ---------------------------------------------------------------- sibling slices -> one split
+
+
+def _kinds(fn, *args):
+    return [o.op for o in ops_of(fn, *args) if o.op in (Op.SLICE, Op.SPLIT)]
+
+
+def test_a_three_way_cut_is_one_split():
+    def f(x, w):  # a q / k / v projection cut in three, in a gradient as in training
+        def loss(w):
+            q, k, v = jnp.split(x @ w, 3, axis=-1)
+            return jnp.sum(jnp.tanh(q) * k + v)
+        return jax.grad(loss)(w)
+
+    x, w = f32(2, 5, 4), f32(4, 12)
+    assert _kinds(f, x, w) == [Op.SPLIT]
+    assert graph_kinds(f, x, w)["Slice"] == 0
+    compare(f, x, w, tol=(2e-5, 1e-5))
+
+
+def test_disjoint_cuts_with_gaps_and_in_any_order_split():
+    def f(x):  # pieces [5:7), [0:2), [2:4) of axis 1; [4:5) and [7:9) are read by nobody
+        return x[:, 5:7] * 2.0, x[:, 0:2] + 1.0, x[:, 2:4], jnp.sum(x[1:, 3:])
+
+    x = f32(3, 9, 2)
+    assert _kinds(f, x) == [Op.SPLIT, Op.SLICE]  # x[1:, 3:] cuts two axes: kept
+    compare(f, x)
+
+
+def test_overlapping_or_strided_cuts_are_kept():
+    def f(x):
+        return x[0:3] * 2.0, x[2:5], x[0:6:2], x[1:6:2]
+
+    x = f32(6, 3)
+    assert _kinds(f, x) == [Op.SLICE] * 4
+    compare(f, x)

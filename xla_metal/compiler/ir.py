@@ -147,6 +147,8 @@ class Op(enum.Enum):
     RMS_NORM_GRAD = "xla_metal.rms_norm_grad"      # attrs: eps
     # ... and by compiler/fusion_attention.py: (q, k, v, [bias], [mask]) -> attention
     ATTENTION = "xla_metal.attention"  # attrs: scale, layouts in and out (see that module)
+    # ... and by compiler/rewrites.py: x -> some of its pieces cut along one axis (mx.split)
+    SPLIT = "xla_metal.split"  # attrs: axis, bounds (mx.split's indices), pieces (one per result)
 
 
 UNARY_ELEMENTWISE = frozenset({

@@ -21,6 +21,9 @@
   this pair).
 - maximum(x, -inf) and minimum(x, +inf) (the type's bound for integers) are x: jnp.max's
   initial=-inf puts one after the max of every jax.nn.softmax, a kernel of its own on MLX.
+- Slices of one value that cut it along one axis into disjoint pieces (jnp.split, a q / k / v
+  projection cut in three) become one split op (Op.SPLIT): one MLX Split node with a result
+  per piece, where each Slice was a node of its own that the host evaluates.
 - A dynamic_slice / dynamic_update_slice start index known at compile time (a constant, or
   integer arithmetic on constants) is clamped now, as the op would clamp it
   (attrs["static_starts"]: the clamped int, or None for a computed one). A scan's slices
@@ -367,9 +370,66 @@ def _read_through(block: Block, same: dict[int, Value]) -> None:
             _read_through(region, same)
 
 
+def _cut(operation: Operation) -> tuple[int, int, int] | None:
+    """(axis, start, limit) when a slice keeps every dim whole but one, with stride 1."""
+    x, out = operation.operands[0].type, operation.results[0].type
+    if not (_native(x) and _native(out)):
+        return None
+    assert isinstance(x, TensorType)
+    start, limit = operation.attrs["start_indices"], operation.attrs["limit_indices"]
+    strides = operation.attrs.get("strides") or (1,) * len(start)
+    cut = [d for d, (s, e, n) in enumerate(zip(start, limit, x.shape, strict=True))
+           if (s, e) != (0, n)]
+    if len(cut) != 1 or any(k != 1 for k in strides):
+        return None
+    return cut[0], int(start[cut[0]]), int(limit[cut[0]])
+
+
+def split_sibling_slices(module: Module) -> Module:
+    for fn in module.functions.values():
+        for block in [fn.body, *(r for o in walk(fn.body) for r in o.regions)]:
+            _split_in(block)
+    return module
+
+
+def _split_in(block: Block) -> None:
+    groups: dict[tuple[int, int], list[tuple[Operation, int, int]]] = {}
+    for operation in block.ops:
+        cut = _cut(operation) if operation.op is Op.SLICE else None
+        if cut is not None:
+            axis, start, limit = cut
+            groups.setdefault((id(operation.operands[0]), axis), []).append(
+                (operation, start, limit))
+    replaced: dict[int, Operation | None] = {}  # slice id -> the split in its place, or None
+    for (_, axis), cuts in groups.items():
+        ranges = sorted((start, limit) for _, start, limit in cuts)
+        if len(cuts) < 2 or any(start >= limit for start, limit in ranges) or \
+                any(a[1] > b[0] for a, b in zip(ranges, ranges[1:], strict=False)):
+            continue  # one slice, an empty or overlapping one: kept as they are
+        x = cuts[0][0].operands[0]
+        assert isinstance(x.type, TensorType)
+        ends = {end for _, start, limit in cuts for end in (start, limit)}
+        bounds = sorted(ends - {0, x.type.shape[axis]})
+        starts = [0, *bounds]
+        split = Operation(Op.SPLIT, [x], [o.results[0] for o, _, _ in cuts],
+                          {"axis": axis, "bounds": tuple(bounds),
+                           "pieces": tuple(starts.index(s) for _, s, _ in cuts)},
+                          loc=cuts[0][0].loc)
+        # In the first slice's place: x is defined before it, every result is read after
+        replaced[id(cuts[0][0])] = split
+        replaced.update((id(o), None) for o, _, _ in cuts[1:])
+    if replaced:
+        ops = []
+        for o in block.ops:
+            kept = replaced.get(id(o), o)
+            if kept is not None:
+                ops.append(kept)
+        block.ops = ops
+
+
 def rewrite(module: Module) -> Module:
     """Every rewrite above but drop_identity_bounds, which runs first, as a pipeline stage of
     its own: the bounds it leaves dead must be gone before simplify_reductions counts a
     reduce's readers (a softmax's max is read by one)."""
-    return mark_counted_loops(mark_static_starts(simplify_reductions(
-        fold_conv_reverse(fold_dot_transpose(module)))))
+    return mark_counted_loops(mark_static_starts(simplify_reductions(split_sibling_slices(
+        fold_conv_reverse(fold_dot_transpose(module))))))

@@ -89,6 +89,12 @@ def _slice(ctx, op: Operation, x: mx.array) -> mx.array:
     return x[tuple(slice(s, e, k) for s, e, k in zip(start, limit, strides, strict=True))]
 
 
+@lowering(Op.SPLIT)
+def _split(ctx, op: Operation, x: mx.array) -> list[mx.array]:
+    parts = mx.split(x, list(op.attrs["bounds"]), axis=int(op.attrs["axis"]))
+    return [parts[i] for i in op.attrs["pieces"]]
+
+
 @lowering(Op.CONCATENATE)
 @single
 def _concatenate(ctx, op: Operation, *xs: mx.array) -> mx.array:
