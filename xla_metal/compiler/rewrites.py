@@ -386,6 +386,7 @@ def _cut(operation: Operation) -> tuple[int, int, int] | None:
 
 
 def split_sibling_slices(module: Module) -> Module:
+    """Each block's slices of one value along one axis, if disjoint, as one Op.SPLIT."""
     for fn in module.functions.values():
         for block in [fn.body, *(r for o in walk(fn.body) for r in o.regions)]:
             _split_in(block)
