@@ -59,6 +59,17 @@ def per_step(run: Callable[[], Any], steps: int, warmup: int = 3) -> float:
     return (time.perf_counter() - start) / steps
 
 
+def schedule_marked_by_one(values: list[Any]) -> Any:
+    """mx.async_eval of values plus a marker depending on the first only (Execute's marker
+    depends on all): every array one mx.async_eval schedules on a stream shares that stream's
+    event, so on one stream the marker is done when they all are."""
+    import mlx.core as mx
+
+    marker = mx.depends(mx.array(False), list(values[:1]))
+    mx.async_eval([*values, marker])
+    return marker
+
+
 def graph_alone(args: Any, name: str) -> float:
     """Seconds per step of our compiled entry function called directly, with mx.eval."""
     import mlx.core as mx
@@ -93,10 +104,7 @@ def graph_fed_back(args: Any, name: str) -> list[str]:
         mx.eval(evaluate(outputs, asynchronous=True, marked=True))
 
     def wait_marked_by_one(outputs: list[Any]) -> None:
-        # every array one mx.async_eval schedules on a stream shares that stream's event
-        marker = mx.depends(mx.array(False), outputs[:1])
-        mx.async_eval([*outputs, marker])
-        mx.eval(marker)
+        mx.eval(schedule_marked_by_one(outputs))
 
     def wait_async(outputs: list[Any]) -> None:
         mx.async_eval(outputs)
@@ -186,10 +194,7 @@ def main() -> None:
         """Execute's evaluation with a marker that depends on one result (mode async1)."""
         if not (asynchronous and marked and values):
             return real_evaluate(values, asynchronous, marked)
-        import mlx.core as mx
-        marker = mx.depends(mx.array(False), list(values[:1]))
-        mx.async_eval([*values, marker])
-        return marker
+        return schedule_marked_by_one(values)
 
     evaluations = {"async1": clocked("schedule", evaluate_marked_by_one)}
     default_evaluation = clocked("schedule", execution.evaluate)
