@@ -20,6 +20,7 @@ from .fusions import fuse_kernels
 from .ir import PURE, Block, Module, Op, TensorType, TupleType
 from .loop_slabs import stage_slabs
 from .rewrites import drop_identity_bounds, rewrite
+from .row_views import flatten_row_views
 
 Pass = Callable[[Module], Module]
 
@@ -176,6 +177,7 @@ PIPELINE: list[tuple[str, Pass]] = [
     ("eliminate the bounds dropped", eliminate_dead_code),
     ("rewrite patterns, mark counted loops", rewrite),
     ("read and write counted loops' rows in slabs", stage_slabs),
+    ("read and write stacked rows through one flat view", flatten_row_views),
     ("eliminate dead code", eliminate_dead_code),
 ]
 

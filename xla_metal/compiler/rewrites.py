@@ -250,7 +250,7 @@ def _is_identity(kind: str, value: object) -> bool:
             "MAX": x == -np.inf, "MIN": x == np.inf}.get(kind, False)
 
 
-def _native(t: object) -> bool:
+def is_native(t: object) -> bool:
     """A type MLX holds as it is (not a float8 carrier or a complex128 pair)."""
     return isinstance(t, TensorType) and t.dtype in MLX_DTYPE and t.dtype not in PAIRS
 
@@ -263,7 +263,7 @@ def simplify_reductions(module: Module) -> Module:
                 continue
             kind = combiner(operation.regions[0])
             x, out = operation.operands[0], operation.results[0]
-            if kind in (None, "SET") or not _native(x.type) or not _native(out.type):
+            if kind in (None, "SET") or not is_native(x.type) or not is_native(out.type):
                 continue
             init = defs.get(id(operation.operands[1]))
             if init is not None and init.op is Op.CONSTANT and \
@@ -348,7 +348,7 @@ def drop_identity_bounds(module: Module) -> Module:
             out = operation.results[0]
             for x, bound in operand_orders(operation):
                 value = _splat_value(bound, defs)
-                if x.type == out.type and _native(x.type) and value is not None and \
+                if x.type == out.type and is_native(x.type) and value is not None and \
                         _is_identity(kind, value):
                     same[id(out)] = x
                     break
@@ -370,10 +370,10 @@ def _read_through(block: Block, same: dict[int, Value]) -> None:
             _read_through(region, same)
 
 
-def _cut(operation: Operation) -> tuple[int, int, int] | None:
+def axis_cut(operation: Operation) -> tuple[int, int, int] | None:
     """(axis, start, limit) when a slice keeps every dim whole but one, with stride 1."""
     x, out = operation.operands[0].type, operation.results[0].type
-    if not (_native(x) and _native(out)):
+    if not (is_native(x) and is_native(out)):
         return None
     assert isinstance(x, TensorType)
     start, limit = operation.attrs["start_indices"], operation.attrs["limit_indices"]
@@ -396,7 +396,7 @@ def split_sibling_slices(module: Module) -> Module:
 def _split_in(block: Block) -> None:
     groups: dict[tuple[int, int], list[tuple[Operation, int, int]]] = {}
     for operation in block.ops:
-        cut = _cut(operation) if operation.op is Op.SLICE else None
+        cut = axis_cut(operation) if operation.op is Op.SLICE else None
         if cut is not None:
             axis, start, limit = cut
             groups.setdefault((id(operation.operands[0]), axis), []).append(

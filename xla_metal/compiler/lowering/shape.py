@@ -89,9 +89,24 @@ def _slice(ctx, op: Operation, x: mx.array) -> mx.array:
     return x[tuple(slice(s, e, k) for s, e, k in zip(start, limit, strides, strict=True))]
 
 
+# MLX makes one Split node for fewer bounds than this, and a Slice node per piece otherwise.
+_SPLIT_NODE_BOUNDS = 10
+
+
+def split_pieces(x: mx.array, bounds: list[int], axis: int) -> list[mx.array]:
+    """mx.split(x, bounds, axis), as a tree of Split nodes when there are many pieces."""
+    if len(bounds) < _SPLIT_NODE_BOUNDS:
+        return mx.split(x, bounds, axis=axis)
+    starts, fan = [0, *bounds], _SPLIT_NODE_BOUNDS
+    groups = split_pieces(x, starts[fan::fan], axis)  # piece i lies in group i // fan
+    return [piece for g, group in enumerate(groups)
+            for piece in mx.split(group, [b - starts[g * fan] for b in
+                                          starts[g * fan + 1:(g + 1) * fan]], axis=axis)]
+
+
 @lowering(Op.SPLIT)
 def _split(ctx, op: Operation, x: mx.array) -> list[mx.array]:
-    parts = mx.split(x, list(op.attrs["bounds"]), axis=int(op.attrs["axis"]))
+    parts = split_pieces(x, list(op.attrs["bounds"]), int(op.attrs["axis"]))
     return [parts[i] for i in op.attrs["pieces"]]
 
 
