@@ -1,6 +1,6 @@
 """Where one JAX training step's wall time goes on 'metal': phase by phase, beside the graph.
 
-    python tools/profile_call.py [--device cpu|gpu] [--only lm,gru] [--steps 20]
+    python tools/profile_call.py [--device cpu|gpu] [--only lm,mlp,gru] [--steps 20]
 
 For each workload it times, per step (means over `--steps` after warm-up):
   native   the native MLX step with mx.eval (tools/bench_mlx_models.py)
@@ -250,9 +250,9 @@ def main() -> None:
                 f"(process CPU {ms['process CPU']:7.2f})")
         execution.SYNCHRONOUS = False
         jax.block_until_ready = real_block
-        graph = graph_alone(args, name) if name in ("mlp", "lm", "resnet") else float("nan")
+        graph = graph_alone(args, name) if name in ("mlp", "lm", "resnet", "gru") else float("nan")
         print(f"{name}: native {native * 1e3:8.2f}  graph {graph * 1e3:8.2f}", flush=True)
-        if name in ("mlp", "lm"):
+        if name in ("mlp", "lm", "gru"):
             print("\n".join(graph_fed_back(args, name)), flush=True)
         print("\n".join(rows), flush=True)
 
