@@ -63,9 +63,10 @@ def test_a_scan_and_its_gradient_read_and_write_rows_through_flat_views(request)
     after = graph_kinds(_scan_trained, w, xs)
     request.getfixturevalue("without_row_views")
     before = graph_kinds(_scan_trained, w, xs)
-    # before: a Slice and a Reshape per row read, a Broadcast per row written
-    assert (before["Slice"], before["Broadcast"]) == (84, 52), before
-    assert (after["Slice"], after["Broadcast"]) == (0, 3), after
+    # before: a Slice (and a Reshape) per row read, a Broadcast per row written: 12 steps
+    # write 4 stacked arrays (84 / 52 nodes here with jax 0.10; 72 / 52 with jax 0.11)
+    assert before["Slice"] >= 48 and after["Slice"] == 0, (before, after)
+    assert before["Broadcast"] - after["Broadcast"] >= 48, (before, after)
     assert sum(after.values()) < sum(before.values()) - 150, (after, before)
     compare_with_cpu(_scan_trained, w, xs, tol=(1e-4, 1e-5))
 
