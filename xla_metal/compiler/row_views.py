@@ -77,9 +77,10 @@ def _reads_in(block: Block, defs: dict[int, Operation]) -> None:
             continue  # one read gains nothing (a row read twice: both get the one piece)
         first = reads[0][1]
         s = defs[id(first.operands[0])].operands[0]  # (a split or slice's only operand)
-        shape, dtype = _shape(s), s.type.dtype  # type: ignore[union-attr]
-        size = shape[axis + 1]
-        flat = Value(TensorType(shape[:axis] + (shape[axis] * size,) + shape[axis + 2:], dtype))
+        assert isinstance(s.type, TensorType)
+        shape, size = s.type.shape, s.type.shape[axis + 1]
+        flat = Value(TensorType(shape[:axis] + (shape[axis] * size,) + shape[axis + 2:],
+                                s.type.dtype))
         bounds = sorted({b for row in rows for b in (row * size, (row + 1) * size)}
                         - {0, shape[axis] * size})
         starts = [0, *bounds]
@@ -115,13 +116,13 @@ def _unit_axis_added(v: Value, axis: int, defs: dict[int, Operation]) -> Value |
 
 def _stacked(concat: Operation, defs: dict[int, Operation]) -> list[Operation]:
     axis = int(concat.attrs["dimension"])
-    rows = [_unit_axis_added(v, axis, defs) for v in concat.operands]
-    if len(rows) < 2 or any(x is None for x in rows):
+    found = [_unit_axis_added(v, axis, defs) for v in concat.operands]
+    rows = [x for x in found if x is not None]
+    if len(rows) < 2 or len(rows) != len(found):
         return [concat]
-    shape = _shape(rows[0])  # type: ignore[arg-type]  (concatenate: all rows alike)
-    out = concat.results[0]
+    shape, out = _shape(rows[0]), concat.results[0]  # (a concatenate's rows are alike)
+    assert isinstance(out.type, TensorType)
     joined = Value(TensorType(shape[:axis] + (len(rows) * shape[axis],) + shape[axis + 1:],
-                              out.type.dtype))  # type: ignore[union-attr]
-    return [Operation(Op.CONCATENATE, rows, [joined], {"dimension": axis}, [],  # type: ignore[arg-type]
-                      concat.loc),
+                              out.type.dtype))
+    return [Operation(Op.CONCATENATE, rows, [joined], {"dimension": axis}, [], concat.loc),
             Operation(Op.RESHAPE, [joined], [out], {}, [], concat.loc)]

@@ -96,7 +96,7 @@ _SPLIT_NODE_BOUNDS = 10
 def split_pieces(x: mx.array, bounds: list[int], axis: int) -> list[mx.array]:
     """mx.split(x, bounds, axis), as a tree of Split nodes when there are many pieces."""
     if len(bounds) < _SPLIT_NODE_BOUNDS:
-        return mx.split(x, bounds, axis=axis)
+        return list(mx.split(x, bounds, axis=axis))
     starts, fan = [0, *bounds], _SPLIT_NODE_BOUNDS
     groups = split_pieces(x, starts[fan::fan], axis)  # piece i lies in group i // fan
     return [piece for g, group in enumerate(groups)
