@@ -1,13 +1,14 @@
 """The device cost of the MLX graph we build for a training step, against native MLX's graph.
 
-    python tools/profile_graph.py [--device cpu|gpu] [--only mlp,lm,resnet] [--steps 30]
+    python tools/profile_graph.py [--device cpu|gpu] [--only mlp,lm,resnet,gru] [--steps 30]
                                   [--off loop_slabs --rounds 3]
 
 No PJRT and no JAX dispatch: the step is lowered by JAX, compiled by xla_metal.compiler and
 its entry function (mx.compile'd as the runtime runs it) called on MLX arrays in a loop with
 mx.eval, beside the native MLX step of tools/bench_mlx_models.py on the same inputs. What this
 measures is the graph alone; tools/profile_step.py measures the whole call. It also counts the
-primitives of both uncompiled graphs (mx.export_to_dot), by kind, to show what ours has more of.
+primitives of both graphs (mx.export_to_dot; ours with the graphs a loop evaluates inside it), by
+kind, to show what ours has more of.
 With --off PASS it also compiles the step with that compiler pass turned off and times both
 versions and native in turn, --rounds times, in this one process (the machine drifts).
 """
@@ -53,6 +54,27 @@ def primitives(outputs: list[Any]) -> collections.Counter:
     with tempfile.NamedTemporaryFile("r", suffix=".dot") as f:
         mx.export_to_dot(f.name, *outputs)
         return collections.Counter(re.findall(r'label ="([A-Za-z_]+)"', f.read()))
+
+
+def evaluated_primitives(entry: Callable[..., Any], inputs: list[Any]) -> collections.Counter:
+    """primitives() of everything our entry function evaluates: its results' graph, and the
+    graphs a counted loop evaluates inside it, chunk by chunk (lowering/control.py), which
+    its results' graph no longer holds."""
+    from xla_metal.compiler.lowering import control
+
+    count: collections.Counter = collections.Counter()
+    real = control.evaluate
+
+    def counted(values: Any, *rest: Any, **options: Any) -> Any:
+        count.update(primitives(list(values)))
+        return real(values, *rest, **options)
+
+    control.evaluate = counted
+    try:
+        count.update(primitives(entry(*inputs)))
+    finally:
+        control.evaluate = real
+    return count
 
 
 def our_program(jax_step: Any, arrays: tuple, static: tuple) -> tuple[Any, list[Any]]:
@@ -177,7 +199,7 @@ def main() -> None:
         print(f"{name:7s} ours {ours:9.3f} ms   native {native:9.3f} ms   ratio "
               f"{ours / native:5.2f}", flush=True)
         # the compiled graphs: what is evaluated (fused element-wise work is one Compiled node)
-        ours_fused = primitives(entry(*ours_inputs))
+        ours_fused = evaluated_primitives(entry, ours_inputs)
         native_fused = primitives(jax.tree_util.tree_leaves(mlx_step(*native_inputs)))
         print(f"        nodes evaluated (compiled graph): ours {sum(ours_fused.values())}, "
               f"native {sum(native_fused.values())}; launching a kernel (not views): ours "
@@ -185,7 +207,7 @@ def main() -> None:
               ", ".join(f"{k} {ours_fused[k]}/{native_fused[k]}"
                         for k in sorted(set(ours_fused) | set(native_fused))), flush=True)
         mx.disable_compile()
-        ours_count = primitives(entry(*ours_inputs))
+        ours_count = evaluated_primitives(entry, ours_inputs)
         native_out = mlx_step(*native_inputs)
         native_count = primitives(jax.tree_util.tree_leaves(native_out))
         mx.enable_compile()
