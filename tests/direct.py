@@ -7,11 +7,16 @@ in isolation; the same tables also run through the real plugin (tests/test_ops.p
 
 from __future__ import annotations
 
+import collections
+import re
+import tempfile
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import mlx.core as mx
 import numpy as np
+from jax import lax
 from jax._src.lib import _jax
 from jaxlib.mlir.dialects import stablehlo
 
@@ -78,3 +83,24 @@ def compare_with_cpu(fn, *args: Any, tol: tuple[float, float],
     assert len(got) == len(want)
     for i, (w, g) in enumerate(zip(want, got, strict=True)):
         check(w, g, tol, f"result {i}")
+
+
+def graph_kinds(fn, *args: Any) -> collections.Counter:
+    """Primitive name -> count in the graph mx.compile evaluates for fn (our compiler)."""
+    program = compile_program(artifact(fn, *args))
+    inputs = [mx.array(np.asarray(a)) for a in jax.tree_util.tree_leaves(args)]
+    with tempfile.NamedTemporaryFile("r", suffix=".dot") as f:
+        mx.export_to_dot(f.name, *program.entry()(*inputs))
+        return collections.Counter(re.findall(r'label ="([A-Za-z_]+)"', f.read()))
+
+
+def scan_trained(w, xs):
+    """A GRU-like scan's loss and its gradient: the scan reads a row of xs and writes a row
+    of two stacked outputs each step; its gradient reads those rows back in reverse."""
+    def loss(w):
+        def cell(h, x):
+            h = jnp.tanh(h @ w + x)
+            return h, (h, jnp.sin(h))
+        _, (hs, ss) = lax.scan(cell, jnp.zeros(xs.shape[1:], xs.dtype), xs)
+        return jnp.sum(hs ** 2) + jnp.sum(ss)
+    return jax.value_and_grad(loss)(w)

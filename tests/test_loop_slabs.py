@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import contextlib
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax import lax
 
-from tests.direct import artifact, compare_with_cpu
+from tests.direct import artifact, compare_with_cpu, scan_trained
 from xla_metal.compiler import compile_program, rewrites
 from xla_metal.compiler.ir import Op, walk
 
@@ -47,21 +46,11 @@ def _chunked(unroll_limit: int, chunk_ops: int):
         rewrites.UNROLL_LIMIT, rewrites.CHUNK_OPS = saved
 
 
-def _gru_like(w, xs):
-    def loss(w):
-        def cell(h, x):
-            h = jnp.tanh(h @ w + x)
-            return h, (h, jnp.sin(h))
-        _, (hs, ss) = lax.scan(cell, jnp.zeros(xs.shape[1:], xs.dtype), xs)
-        return jnp.sum(hs ** 2) + jnp.sum(ss)
-    return jax.value_and_grad(loss)(w)
-
-
 @pytest.mark.parametrize("platform", ["cpu", "gpu"])
 def test_scan_and_its_gradient_read_and_write_slabs(platform):
     w, xs = f32(4, 4) * 0.5, f32(23, 3, 4)
     with _chunked(10, 240):  # chunks of 5 iterations (bodies of 46, 47 ops) and 3 more
-        reads, writes, loops = _slabs(_ops(_gru_like, w, xs))
+        reads, writes, loops = _slabs(_ops(scan_trained, w, xs))
         # forward: the stacked outputs written a slab at a time; backward: the residuals
         # read a slab at a time, in reverse
         assert reads and writes
@@ -70,16 +59,16 @@ def test_scan_and_its_gradient_read_and_write_slabs(platform):
         for m in main:
             tail = next(o for o in loops if o.operands == m.results)
             assert m.attrs["trip_count"] * m.attrs["unrolled"] + tail.attrs["trip_count"] == 23
-        compare_with_cpu(_gru_like, w, xs, tol=(1e-4, 1e-5), platform=platform)
+        compare_with_cpu(scan_trained, w, xs, tol=(1e-4, 1e-5), platform=platform)
 
 
 def test_unrolled_scan_with_one_slab_per_array():
     w, xs = f32(4, 4) * 0.5, f32(12, 3, 4)
-    reads, writes, loops = _slabs(_ops(_gru_like, w, xs))
+    reads, writes, loops = _slabs(_ops(scan_trained, w, xs))
     assert all(o.attrs["trip_count"] == 1 and o.attrs["unrolled"] == 12 for o in loops)
     assert all(o.attrs["slice_sizes"][0] == 12 for o in reads)
     assert all(o.operands[1].type.shape[0] == 12 for o in writes)
-    compare_with_cpu(_gru_like, w, xs, tol=(1e-4, 1e-5))
+    compare_with_cpu(scan_trained, w, xs, tol=(1e-4, 1e-5))
 
 
 @pytest.mark.parametrize("reverse", [False, True])
@@ -155,5 +144,5 @@ def test_off_turns_it_off(monkeypatch):
 
     monkeypatch.setattr(loop_slabs, "ENABLED", False)
     w, xs = f32(4, 4) * 0.5, f32(12, 3, 4)
-    reads, writes, loops = _slabs(_ops(_gru_like, w, xs))
+    reads, writes, loops = _slabs(_ops(scan_trained, w, xs))
     assert not reads and not writes and all("unrolled" not in o.attrs for o in loops)

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import collections
-import re
-import tempfile
-
 import jax
 import jax.numpy as jnp
-import mlx.core as mx
 import numpy as np
 import pytest
 from jax import lax
 
-from tests.direct import artifact, compare_with_cpu
+from tests.direct import artifact, compare_with_cpu, graph_kinds
 from xla_metal.compiler import compile_program, rewrites
 from xla_metal.compiler.ir import Op, walk
 from xla_metal.compiler.lowering import contraction, control
@@ -54,15 +49,6 @@ def test_batched_dot_transpose_folded():
     a, b = f32(3, 5, 7), f32(3, 7, 2)
     assert not any(o.op is Op.TRANSPOSE for o in ops_of(f, a, b))
     compare(f, a, b)
-
-
-def graph_kinds(fn, *args) -> collections.Counter:
-    """Primitive name -> count in the graph mx.compile evaluates for fn (our compiler)."""
-    program = compile_program(artifact(fn, *args))
-    inputs = [mx.array(np.asarray(a)) for a in jax.tree_util.tree_leaves(args)]
-    with tempfile.NamedTemporaryFile("r", suffix=".dot") as f:
-        mx.export_to_dot(f.name, *program.entry()(*inputs))
-        return collections.Counter(re.findall(r'label ="([A-Za-z_]+)"', f.read()))
 
 
 def test_dense_layer_gradients_flatten_each_batched_operand_once():

@@ -7,14 +7,12 @@ import collections
 import re
 import tempfile
 
-import jax
 import jax.numpy as jnp
 import mlx.core as mx
 import numpy as np
 import pytest
-from jax import lax
 
-from tests.direct import artifact, compare_with_cpu
+from tests.direct import artifact, compare_with_cpu, graph_kinds, scan_trained
 from xla_metal.compiler import compile_program, passes
 from xla_metal.compiler.ir import Op, walk
 from xla_metal.compiler.lowering.shape import split_pieces
@@ -32,43 +30,23 @@ def ops_of(fn, *args) -> collections.Counter:
     return collections.Counter(o.op for f in module.functions.values() for o in walk(f.body))
 
 
-def graph_kinds(fn, *args) -> collections.Counter:
-    """Primitive name -> count in the graph mx.compile evaluates for fn (our compiler)."""
-    program = compile_program(artifact(fn, *args))
-    inputs = [mx.array(np.asarray(a)) for a in jax.tree_util.tree_leaves(args)]
-    with tempfile.NamedTemporaryFile("r", suffix=".dot") as f:
-        mx.export_to_dot(f.name, *program.entry()(*inputs))
-        return collections.Counter(re.findall(r'label ="([A-Za-z_]+)"', f.read()))
-
-
 @pytest.fixture
 def without_row_views(monkeypatch):
     monkeypatch.setattr(passes, "PIPELINE",
                         [s for s in passes.PIPELINE if "flat view" not in s[0]])
 
 
-def _scan_trained(w, xs):
-    # a 12-step scan is unrolled into the compiled graph: its row reads and writes show there
-    def loss(w):
-        def cell(h, x):
-            h = jnp.tanh(h @ w + x)
-            return h, (h, jnp.sin(h))
-        _, (hs, ss) = lax.scan(cell, jnp.zeros(xs.shape[1:], xs.dtype), xs)
-        return jnp.sum(hs ** 2) + jnp.sum(ss)
-    return jax.value_and_grad(loss)(w)
-
-
 def test_a_scan_and_its_gradient_read_and_write_rows_through_flat_views(request):
     w, xs = f32(4, 4) * 0.5, f32(12, 3, 4)
-    after = graph_kinds(_scan_trained, w, xs)
+    after = graph_kinds(scan_trained, w, xs)
     request.getfixturevalue("without_row_views")
-    before = graph_kinds(_scan_trained, w, xs)
-    # before: a Slice (and a Reshape) per row read, a Broadcast per row written: 12 steps
-    # write 4 stacked arrays (84 / 52 nodes here with jax 0.10; 72 / 52 with jax 0.11)
+    before = graph_kinds(scan_trained, w, xs)
+    # before: a Slice (and a Reshape) per row read, a Broadcast per row written, for the 12
+    # steps of several stacked arrays (84 / 52 nodes with jax 0.10; 72 / 52 with jax 0.11)
     assert before["Slice"] >= 48 and after["Slice"] == 0, (before, after)
     assert before["Broadcast"] - after["Broadcast"] >= 48, (before, after)
     assert sum(after.values()) < sum(before.values()) - 150, (after, before)
-    compare_with_cpu(_scan_trained, w, xs, tol=(1e-4, 1e-5))
+    compare_with_cpu(scan_trained, w, xs, tol=(1e-4, 1e-5))
 
 
 def test_columns_read_and_stacked_along_a_middle_axis():
