@@ -64,18 +64,18 @@ def _row_read(reshape: Operation, defs: dict[int, Operation]) -> tuple[Value, in
 
 
 def _reads_in(block: Block, defs: dict[int, Operation]) -> None:
-    groups: dict[tuple[int, int], list[tuple[int, Operation, int]]] = {}
-    for position, o in enumerate(block.ops):
+    groups: dict[tuple[int, int], list[tuple[Operation, int]]] = {}  # (S, axis) -> reads
+    for o in block.ops:
         read = _row_read(o, defs) if o.op is Op.RESHAPE else None
         if read is not None:
             s, axis, row = read
-            groups.setdefault((id(s), axis), []).append((position, o, row))
+            groups.setdefault((id(s), axis), []).append((o, row))
     placed: dict[int, list[Operation]] = {}  # reshape id -> what replaces it ([] : dropped)
     for (_, axis), reads in groups.items():
-        rows = [row for _, _, row in reads]
+        rows = [row for _, row in reads]
         if len(reads) < 2:
             continue  # one read gains nothing (a row read twice: both get the one piece)
-        first = reads[0][1]
+        first = reads[0][0]
         s = defs[id(first.operands[0])].operands[0]  # (a split or slice's only operand)
         assert isinstance(s.type, TensorType)
         shape, size = s.type.shape, s.type.shape[axis + 1]
@@ -87,11 +87,11 @@ def _reads_in(block: Block, defs: dict[int, Operation]) -> None:
         # In the first read's place: S is defined before it, and every row is read after
         placed[id(first)] = [
             Operation(Op.RESHAPE, [s], [flat], {}, [], first.loc),
-            Operation(Op.SPLIT, [flat], [o.results[0] for _, o, _ in reads],
+            Operation(Op.SPLIT, [flat], [o.results[0] for o, _ in reads],
                       {"axis": axis, "bounds": tuple(bounds),
                        "pieces": tuple(starts.index(row * size) for row in rows)},
                       [], first.loc)]
-        placed.update((id(o), []) for _, o, _ in reads[1:])
+        placed.update((id(o), []) for o, _ in reads[1:])
     if placed:
         block.ops = [x for o in block.ops for x in placed.get(id(o), [o])]
 
