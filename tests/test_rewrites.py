@@ -9,7 +9,7 @@ import pytest
 from jax import lax
 
 from tests.direct import artifact, compare_with_cpu, graph_kinds
-from xla_metal.compiler import compile_program, rewrites
+from xla_metal.compiler import compile_program, passes, rewrites
 from xla_metal.compiler.ir import Op, walk
 from xla_metal.compiler.lowering import contraction, control
 
@@ -350,6 +350,27 @@ def test_bounds_that_change_nothing_are_dropped():
     main = compile_program(artifact(f, x, i)).module.main.body.ops  # (not the max's body)
     assert [o.op for o in main if o.op in (Op.MAXIMUM, Op.MINIMUM)] == [Op.MAXIMUM]  # -3.0
     compare(f, x, i)
+
+
+def test_a_broadcast_of_a_broadcast_is_one_broadcast(monkeypatch):
+    # JAX broadcasts a scale [16] to [1, 1, 16] and that to [2, 3, 16], in the forward and
+    # again in the gradient: the middle broadcast, read twice, was a Broadcast node of its own
+    def grads(x, g, b):
+        return jax.grad(lambda x, g, b: jnp.sum(jnp.tanh(x * g + b) @ jnp.ones((16, 4))),
+                        argnums=(0, 1, 2))(x, g, b)
+
+    x, g, b = f32(2, 3, 16), f32(16), f32(16)
+    ops = ops_of(grads, x, g, b)
+    defined_by = {id(r): o.op for o in ops for r in o.results}
+    assert not any(defined_by.get(id(o.operands[0])) is Op.BROADCAST_IN_DIM
+                   for o in ops if o.op is Op.BROADCAST_IN_DIM)
+    after = graph_kinds(grads, x, g, b)
+    monkeypatch.setattr(passes, "PIPELINE",
+                        [s for s in passes.PIPELINE if "broadcast once" not in s[0]])
+    before = graph_kinds(grads, x, g, b)
+    assert after["Broadcast"] == before["Broadcast"] - 1, (after, before)
+    monkeypatch.undo()
+    compare(grads, x, g, b, tol=(2e-5, 1e-5))
 
 
 def test_a_max_read_through_a_dropped_bound_keeps_its_dims():

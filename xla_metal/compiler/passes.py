@@ -19,7 +19,7 @@ from .fusion_grads import fuse_norm_gradients
 from .fusions import fuse_kernels
 from .ir import PURE, Block, Module, Op, TensorType, TupleType
 from .loop_slabs import stage_slabs
-from .rewrites import drop_identity_bounds, rewrite
+from .rewrites import compose_broadcasts, drop_identity_bounds, rewrite
 from .row_views import flatten_row_views
 
 Pass = Callable[[Module], Module]
@@ -174,7 +174,8 @@ PIPELINE: list[tuple[str, Pass]] = [
     ("fuse attention onto MLX's kernel", fuse_attention),
     ("eliminate what it left dead", eliminate_dead_code),
     ("drop maxima and minima with a bound that changes nothing", drop_identity_bounds),
-    ("eliminate the bounds dropped", eliminate_dead_code),
+    ("broadcast once where a broadcast is broadcast again", compose_broadcasts),
+    ("eliminate the bounds and broadcasts bypassed", eliminate_dead_code),
     ("rewrite patterns, mark counted loops", rewrite),
     ("read and write counted loops' rows in slabs", stage_slabs),
     ("read and write stacked rows through one flat view", flatten_row_views),

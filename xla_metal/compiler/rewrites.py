@@ -21,6 +21,9 @@
   this pair).
 - maximum(x, -inf) and minimum(x, +inf) (the type's bound for integers) are x: jnp.max's
   initial=-inf puts one after the max of every jax.nn.softmax, a kernel of its own on MLX.
+- A broadcast_in_dim of a broadcast_in_dim is one broadcast_in_dim of the first's operand:
+  JAX broadcasts a norm's scale [d] to [1, 1, d] and that to [b, s, d]; the middle one is a
+  Broadcast node of its own, which, read by two kernels, is fused into neither.
 - Slices of one value that cut it along one axis into disjoint pieces (jnp.split, a q / k / v
   projection cut in three) become one split op (Op.SPLIT): one MLX Split node with a result
   per piece, where each Slice was a node of its own that the host evaluates.
@@ -355,6 +358,24 @@ def drop_identity_bounds(module: Module) -> Module:
     if same:
         for fn in module.functions.values():
             _read_through(fn.body, same)
+    return module
+
+
+def compose_broadcasts(module: Module) -> Module:
+    """A broadcast_in_dim of a broadcast_in_dim reads the first one's operand, with the two
+    dimension maps composed (the first is then dead, for eliminate_dead_code)."""
+    defs = definitions(module)
+    for fn in module.functions.values():
+        for operation in walk(fn.body):  # in program order: a chain composes from its start
+            inner = defs.get(id(operation.operands[0])) \
+                if operation.op is Op.BROADCAST_IN_DIM else None
+            if inner is None or inner.op is not Op.BROADCAST_IN_DIM or \
+                    not is_native(inner.operands[0].type):
+                continue
+            outer_dims = operation.attrs["broadcast_dimensions"]
+            operation.attrs = {**operation.attrs, "broadcast_dimensions": tuple(
+                outer_dims[d] for d in inner.attrs["broadcast_dimensions"])}
+            operation.operands = [inner.operands[0]]
     return module
 
 
