@@ -7,8 +7,8 @@ No PJRT and no JAX dispatch: the step is lowered by JAX, compiled by xla_metal.c
 its entry function (mx.compile'd as the runtime runs it) called on MLX arrays in a loop with
 mx.eval, beside the native MLX step of tools/bench_mlx_models.py on the same inputs. What this
 measures is the graph alone; tools/profile_step.py measures the whole call. It also counts the
-primitives of both graphs (mx.export_to_dot; ours with the graphs a loop evaluates inside it), by
-kind, to show what ours has more of.
+primitives of both graphs, compiled and not (mx.export_to_dot; ours with the graphs a loop
+evaluates inside it), by kind, to show what ours has more of.
 With --off PASS it also compiles the step with that compiler pass turned off and times both
 versions and native in turn, --rounds times, in this one process (the machine drifts).
 """
