@@ -30,7 +30,7 @@ import numpy as np
 
 from . import fusions
 from .fusions import Graph, _dtype, _norm, _shape
-from .ir import Block, Module, Op, Operation, TensorType, Value
+from .ir import Module, Op, Operation, TensorType, Value, blocks
 from .lowering.regions import combiner
 
 # float32 only: JAX's float16/bfloat16 normalizations widen and narrow along the way, and
@@ -248,13 +248,6 @@ def _summed(g: Graph, ops: list[Operation], region: list[Operation], outs: list[
     return len(totals) == 1
 
 
-def _blocks(block: Block) -> Iterator[Block]:
-    yield block
-    for o in block.ops:
-        for region in o.regions:
-            yield from _blocks(region)
-
-
 # XLA_METAL_FUSE_GRADS=0 turns this pass off (XLA_METAL_FUSE=0 turns off both).
 _ENABLED = os.environ.get("XLA_METAL_FUSE_GRADS", "1") != "0"
 
@@ -264,7 +257,7 @@ def fuse_norm_gradients(module: Module) -> Module:
         return module
     g = Graph(module)
     for fn in module.functions.values():
-        for block in list(_blocks(fn.body)):
+        for block in list(blocks(fn.body)):
             position = {id(o): i for i, o in enumerate(block.ops)}
             for o in list(block.ops):
                 if o.op is Op.MULTIPLY and _dtype(o.results[0]) in GRAD_DTYPES and \

@@ -306,6 +306,14 @@ def walk(block: Block):
             yield from walk(region)
 
 
+def blocks(block: Block):
+    """A block and every block nested in its operations' regions."""
+    yield block
+    for operation in block.ops:
+        for region in operation.regions:
+            yield from blocks(region)
+
+
 def format_module(module: Module, attrs: bool = True) -> str:
     """A readable listing of the IR (for as_text() and debugging); `attrs=False` leaves out
     the attributes (their reprs show how numpy spells a dtype, not only what it is)."""

@@ -43,7 +43,7 @@ import numpy as np
 
 from ..runtime.dtypes import MLX_DTYPE, PAIRS
 from .importer import DotDims
-from .ir import Block, Module, Op, Operation, TensorType, Value, operand_orders, walk
+from .ir import Block, Module, Op, Operation, TensorType, Value, blocks, operand_orders, walk
 from .lowering.regions import combiner
 
 # Operations a loop may put into one mx.compile trace when unrolled (trip count x body ops).
@@ -406,10 +406,29 @@ def axis_cut(operation: Operation) -> tuple[int, int, int] | None:
     return cut[0], int(start[cut[0]]), int(limit[cut[0]])
 
 
+def split_of(x: Value, axis: int, ranges: list[tuple[int, int]], results: list[Value],
+             loc: str) -> Operation:
+    """Op.SPLIT of x along `axis` defining results[i] as x's [start, limit) of ranges[i]
+    (ranges that are disjoint, in any order; a range given twice names one piece twice)."""
+    assert isinstance(x.type, TensorType)
+    bounds = sorted({end for r in ranges for end in r} - {0, x.type.shape[axis]})
+    starts = [0, *bounds]
+    return Operation(Op.SPLIT, [x], results,
+                     {"axis": axis, "bounds": tuple(bounds),
+                      "pieces": tuple(starts.index(start) for start, _ in ranges)}, loc=loc)
+
+
+def replace_in(block: Block, placed: dict[int, list[Operation]]) -> None:
+    """Each operation of `block` whose id is a key of `placed` replaced by its list (empty:
+    dropped)."""
+    if placed:
+        block.ops = [x for o in block.ops for x in placed.get(id(o), [o])]
+
+
 def split_sibling_slices(module: Module) -> Module:
     """Each block's slices of one value along one axis, if disjoint, as one Op.SPLIT."""
     for fn in module.functions.values():
-        for block in [fn.body, *(r for o in walk(fn.body) for r in o.regions)]:
+        for block in list(blocks(fn.body)):
             _split_in(block)
     return module
 
@@ -422,36 +441,24 @@ def _split_in(block: Block) -> None:
             axis, start, limit = cut
             groups.setdefault((id(operation.operands[0]), axis), []).append(
                 (operation, start, limit))
-    replaced: dict[int, Operation | None] = {}  # slice id -> the split in its place, or None
+    placed: dict[int, list[Operation]] = {}  # slice id -> the split in its place, or []
     for (_, axis), cuts in groups.items():
         ranges = sorted((start, limit) for _, start, limit in cuts)
         if len(cuts) < 2 or any(start >= limit for start, limit in ranges) or \
                 any(a[1] > b[0] for a, b in zip(ranges, ranges[1:], strict=False)):
             continue  # one slice, an empty or overlapping one: kept as they are
-        x = cuts[0][0].operands[0]
-        assert isinstance(x.type, TensorType)
-        ends = {end for _, start, limit in cuts for end in (start, limit)}
-        bounds = sorted(ends - {0, x.type.shape[axis]})
-        starts = [0, *bounds]
-        split = Operation(Op.SPLIT, [x], [o.results[0] for o, _, _ in cuts],
-                          {"axis": axis, "bounds": tuple(bounds),
-                           "pieces": tuple(starts.index(s) for _, s, _ in cuts)},
-                          loc=cuts[0][0].loc)
+        first = cuts[0][0]
         # In the first slice's place: x is defined before it, every result is read after
-        replaced[id(cuts[0][0])] = split
-        replaced.update((id(o), None) for o, _, _ in cuts[1:])
-    if replaced:
-        ops = []
-        for o in block.ops:
-            kept = replaced.get(id(o), o)
-            if kept is not None:
-                ops.append(kept)
-        block.ops = ops
+        placed[id(first)] = [split_of(first.operands[0], axis,
+                                      [(start, limit) for _, start, limit in cuts],
+                                      [o.results[0] for o, _, _ in cuts], first.loc)]
+        placed.update((id(o), []) for o, _, _ in cuts[1:])
+    replace_in(block, placed)
 
 
 def rewrite(module: Module) -> Module:
-    """Every rewrite above but drop_identity_bounds, which runs first, as a pipeline stage of
-    its own: the bounds it leaves dead must be gone before simplify_reductions counts a
-    reduce's readers (a softmax's max is read by one)."""
+    """Every rewrite above but drop_identity_bounds and compose_broadcasts, which run first,
+    as pipeline stages of their own: the bounds and broadcasts they leave dead must be gone
+    before simplify_reductions counts a reduce's readers (a softmax's max is read by one)."""
     return mark_counted_loops(mark_static_starts(simplify_reductions(split_sibling_slices(
         fold_conv_reverse(fold_dot_transpose(module))))))

@@ -16,14 +16,14 @@ Native dtypes only: a carrier dtype's storage has another shape (rewrites.is_nat
 
 from __future__ import annotations
 
-from .ir import Block, Module, Op, Operation, TensorType, Value, walk
-from .rewrites import axis_cut, definitions, is_native
+from .ir import Block, Module, Op, Operation, TensorType, Value, blocks
+from .rewrites import axis_cut, definitions, is_native, replace_in, split_of
 
 
 def flatten_row_views(module: Module) -> Module:
     defs = definitions(module)
     for fn in module.functions.values():
-        for block in [fn.body, *(r for o in walk(fn.body) for r in o.regions)]:
+        for block in list(blocks(fn.body)):
             _reads_in(block, defs)
             block.ops = [x for o in block.ops
                          for x in (_stacked(o, defs) if o.op is Op.CONCATENATE else [o])]
@@ -70,9 +70,8 @@ def _reads_in(block: Block, defs: dict[int, Operation]) -> None:
         if read is not None:
             s, axis, row = read
             groups.setdefault((id(s), axis), []).append((o, row))
-    placed: dict[int, list[Operation]] = {}  # reshape id -> what replaces it ([] : dropped)
+    placed: dict[int, list[Operation]] = {}  # reshape id -> what replaces it ([]: dropped)
     for (_, axis), reads in groups.items():
-        rows = [row for _, row in reads]
         if len(reads) < 2:
             continue  # one read gains nothing (a row read twice: both get the one piece)
         first = reads[0][0]
@@ -81,19 +80,13 @@ def _reads_in(block: Block, defs: dict[int, Operation]) -> None:
         shape, size = s.type.shape, s.type.shape[axis + 1]
         flat = Value(TensorType(shape[:axis] + (shape[axis] * size,) + shape[axis + 2:],
                                 s.type.dtype))
-        bounds = sorted({b for row in rows for b in (row * size, (row + 1) * size)}
-                        - {0, shape[axis] * size})
-        starts = [0, *bounds]
         # In the first read's place: S is defined before it, and every row is read after
         placed[id(first)] = [
             Operation(Op.RESHAPE, [s], [flat], {}, [], first.loc),
-            Operation(Op.SPLIT, [flat], [o.results[0] for o, _ in reads],
-                      {"axis": axis, "bounds": tuple(bounds),
-                       "pieces": tuple(starts.index(row * size) for row in rows)},
-                      [], first.loc)]
+            split_of(flat, axis, [(row * size, (row + 1) * size) for _, row in reads],
+                     [o.results[0] for o, _ in reads], first.loc)]
         placed.update((id(o), []) for o, _ in reads[1:])
-    if placed:
-        block.ops = [x for o in block.ops for x in placed.get(id(o), [o])]
+    replace_in(block, placed)
 
 
 def _unit_axis_added(v: Value, axis: int, defs: dict[int, Operation]) -> Value | None:
