@@ -85,6 +85,19 @@ def compare_with_cpu(fn, *args: Any, tol: tuple[float, float],
         check(w, g, tol, f"result {i}")
 
 
+def compiled_ops(fn, *args: Any) -> list[ir.Operation]:
+    """Every operation of fn's program after our compiler's passes, in program order."""
+    module = compile_program(artifact(fn, *args)).module
+    return [o for f in module.functions.values() for o in ir.walk(f.body)]
+
+
+def skip_stage(monkeypatch: Any, words: str) -> None:
+    """Leaves the compiler pipeline's stages whose name holds `words` out, for this test."""
+    from xla_metal.compiler import passes
+
+    monkeypatch.setattr(passes, "PIPELINE", [s for s in passes.PIPELINE if words not in s[0]])
+
+
 def graph_kinds(fn, *args: Any) -> collections.Counter:
     """Primitive name -> count in the graph mx.compile evaluates for fn (our compiler)."""
     program = compile_program(artifact(fn, *args))

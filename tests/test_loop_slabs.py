@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from jax import lax
 
-from tests.direct import artifact, compare_with_cpu, scan_trained
-from xla_metal.compiler import compile_program, rewrites
-from xla_metal.compiler.ir import Op, walk
+from tests.direct import compare_with_cpu, compiled_ops, scan_trained
+from xla_metal.compiler import rewrites
+from xla_metal.compiler.ir import Op
 
 RNG = np.random.default_rng(3)
 TOL = (2e-5, 2e-6)
@@ -20,11 +20,6 @@ TOL = (2e-5, 2e-6)
 
 def f32(*shape):
     return RNG.standard_normal(shape).astype(np.float32)
-
-
-def _ops(fn, *args):
-    module = compile_program(artifact(fn, *args)).module
-    return [o for f in module.functions.values() for o in walk(f.body)]
 
 
 def _slabs(ops):
@@ -50,7 +45,7 @@ def _chunked(unroll_limit: int, chunk_ops: int):
 def test_scan_and_its_gradient_read_and_write_slabs(platform):
     w, xs = f32(4, 4) * 0.5, f32(23, 3, 4)
     with _chunked(10, 240):  # chunks of 5 iterations (bodies of 46, 47 ops) and 3 more
-        reads, writes, loops = _slabs(_ops(scan_trained, w, xs))
+        reads, writes, loops = _slabs(compiled_ops(scan_trained, w, xs))
         # forward: the stacked outputs written a slab at a time; backward: the residuals
         # read a slab at a time, in reverse
         assert reads and writes
@@ -64,7 +59,7 @@ def test_scan_and_its_gradient_read_and_write_slabs(platform):
 
 def test_unrolled_scan_with_one_slab_per_array():
     w, xs = f32(4, 4) * 0.5, f32(12, 3, 4)
-    reads, writes, loops = _slabs(_ops(scan_trained, w, xs))
+    reads, writes, loops = _slabs(compiled_ops(scan_trained, w, xs))
     assert all(o.attrs["trip_count"] == 1 and o.attrs["unrolled"] == 12 for o in loops)
     assert all(o.attrs["slice_sizes"][0] == 12 for o in reads)
     assert all(o.operands[1].type.shape[0] == 12 for o in writes)
@@ -81,7 +76,7 @@ def test_reverse_and_forward_scans_of_several_dtypes(reverse):
 
     xs, ks = f32(17, 5), RNG.integers(-3, 3, (17, 2)).astype(np.int32)
     with _chunked(10, 160):  # chunks of 4 (a body of 39 ops) and 1 more
-        reads, writes, _ = _slabs(_ops(f, xs, ks))
+        reads, writes, _ = _slabs(compiled_ops(f, xs, ks))
         assert len(reads) >= 2 and len(writes) == 3
         compare_with_cpu(f, xs, ks, tol=TOL)
 
@@ -92,7 +87,7 @@ def test_rows_of_a_captured_array_in_a_fori_loop():
 
     table, x = f32(16, 6), f32(6)
     with _chunked(10, 170):  # chunks of 5 (a body of 33 ops) and 2 more
-        reads, _, _ = _slabs(_ops(f, table, x))
+        reads, _, _ = _slabs(compiled_ops(f, table, x))
         assert reads
         compare_with_cpu(f, table, x, tol=TOL)
 
@@ -106,7 +101,7 @@ def test_rows_past_the_end_are_left_to_clamp():
 
     table, x = f32(12, 3), f32(3)
     with _chunked(10, 100):
-        reads, _, (loop,) = _slabs(_ops(f, table, x))
+        reads, _, (loop,) = _slabs(compiled_ops(f, table, x))
         assert not reads and loop.attrs["chunk"] > 1
         compare_with_cpu(f, table, x, tol=TOL)
 
@@ -120,7 +115,7 @@ def test_writes_not_one_row_apart_and_arrays_read_back_keep_their_rows():
 
     x = f32(12, 3)
     with _chunked(10, 200):
-        _, writes, (loop,) = _slabs(_ops(f, x))
+        _, writes, (loop,) = _slabs(compiled_ops(f, x))
         assert not writes and loop.attrs["chunk"] > 1
         compare_with_cpu(f, x, tol=TOL)
 
@@ -134,7 +129,7 @@ def test_nested_scans():
 
     xs = f32(9, 7, 2)
     with _chunked(10, 300):  # the outer loop in chunks of 2, the inner one whole
-        reads, writes, _ = _slabs(_ops(f, xs))
+        reads, writes, _ = _slabs(compiled_ops(f, xs))
         assert reads and writes
         compare_with_cpu(f, xs, tol=TOL)
 
@@ -144,5 +139,5 @@ def test_off_turns_it_off(monkeypatch):
 
     monkeypatch.setattr(loop_slabs, "ENABLED", False)
     w, xs = f32(4, 4) * 0.5, f32(12, 3, 4)
-    reads, writes, loops = _slabs(_ops(scan_trained, w, xs))
+    reads, writes, loops = _slabs(compiled_ops(scan_trained, w, xs))
     assert not reads and not writes and all("unrolled" not in o.attrs for o in loops)

@@ -12,9 +12,8 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from tests.direct import artifact, compare_with_cpu, graph_kinds, scan_trained
-from xla_metal.compiler import compile_program, passes
-from xla_metal.compiler.ir import Op, walk
+from tests.direct import compare_with_cpu, compiled_ops, graph_kinds, scan_trained, skip_stage
+from xla_metal.compiler.ir import Op
 from xla_metal.compiler.lowering.shape import split_pieces
 
 RNG = np.random.default_rng(5)
@@ -26,14 +25,12 @@ def f32(*shape):
 
 
 def ops_of(fn, *args) -> collections.Counter:
-    module = compile_program(artifact(fn, *args)).module
-    return collections.Counter(o.op for f in module.functions.values() for o in walk(f.body))
+    return collections.Counter(o.op for o in compiled_ops(fn, *args))
 
 
 @pytest.fixture
 def without_row_views(monkeypatch):
-    monkeypatch.setattr(passes, "PIPELINE",
-                        [s for s in passes.PIPELINE if "flat view" not in s[0]])
+    skip_stage(monkeypatch, "flat view")
 
 
 def test_a_scan_and_its_gradient_read_and_write_rows_through_flat_views(request):
