@@ -275,7 +275,8 @@ def memory_analysis(args: Any) -> None:
 
 
 def execute(args: Any) -> None:
-    execution.execute(_get(args.executable, Executable), args, _handles, _give_up, _new_handles)
+    execution.execute(_get(args.executable, Executable), args, _handles, _give_up_all,
+                      _new_handles)
 
 
 def _give_up(handle: int) -> None:
