@@ -54,7 +54,7 @@ class CompileArgs(C.Structure):
 
 class ExecuteArgs(C.Structure):
     _fields_ = [("executable", C.c_int64), ("args", _i64p), ("num_args", C.c_int32),
-                ("donated", C.POINTER(C.c_uint8)), ("outputs", _i64p),
+                ("donated", C.POINTER(C.c_uint8)), ("first_output", C.c_int64),
                 ("num_outputs", C.c_int32), ("completion", C.c_int64)]
 
 

@@ -73,7 +73,9 @@ typedef struct {
   const int64_t* args;          // buffer handles, num_args of them
   int32_t num_args;
   const uint8_t* donated;       // NULL, or one flag per argument: the caller gives it up
-  int64_t* outputs;             // out: C++ provides room for num_outputs handles
+  // out: the handle of the first output; the others follow it (first_output + i is output
+  // i's), so a step returning a hundred arrays hands back one number, not a hundred.
+  int64_t first_output;
   int32_t num_outputs;
   // out: 0 when the outputs are computed already; else the job that await_execution waits
   // for (the outputs are scheduled on MLX, and C++ completes their events after it).

@@ -511,7 +511,6 @@ XM_ENTRY(PJRT_LoadedExecutable_Execute, device_complete_events) {
     argument_handles[i] = argument->handle;
   }
 
-  std::vector<int64_t> output_handles(num_outputs, 0);
   XmExecuteArgs request{};
   request.executable = state.handle;
   request.args = argument_handles.data();
@@ -520,7 +519,6 @@ XM_ENTRY(PJRT_LoadedExecutable_Execute, device_complete_events) {
   XM_RETURN_IF_ERROR(DonatedArguments(state, args, donated));
   const bool any_donated = std::find(donated.begin(), donated.end(), 1) != donated.end();
   request.donated = any_donated ? donated.data() : nullptr;
-  request.outputs = output_handles.data();
   request.num_outputs = static_cast<int32_t>(num_outputs);
   XM_RETURN_IF_ERROR(XM_CALL_BRIDGE(execute, &request));
   // From here on nothing fails before the outputs are handed out (except allocation), so the
@@ -538,7 +536,7 @@ XM_ENTRY(PJRT_LoadedExecutable_Execute, device_complete_events) {
   for (size_t i = 0; i < num_outputs; ++i) {
     const int64_t* dims = state.output_dims.data() + state.output_dims_offsets[i];
     outputs.push_back(std::make_unique<PJRT_Buffer>(
-        client, output_handles[i], state.output_types[i],
+        client, request.first_output + static_cast<int64_t>(i), state.output_types[i],
         std::vector<int64_t>(dims, dims + state.output_ranks[i]),
         &client->memories[state.output_memories[i]],
         pending ? pending->outputs_ready : nullptr));

@@ -28,11 +28,9 @@ ready at once; XLA_METAL_SYNC_EXECUTE=1 does that for every program.
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import os
 import threading
-from array import array as int_array
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -169,7 +167,7 @@ def runs_inline(module: ir.Module) -> bool:
 
 def execute(exe: Any, args: Any, handles: dict[int, Any], give_up: Any,
             new_handles: Any) -> None:
-    """Runs `exe` on the buffers args names; fills args.outputs and args.completion.
+    """Runs `exe` on the buffers args names; fills args.first_output and args.completion.
 
     `handles` is the handle table, `give_up(handles)` drops donated arguments from it and
     `new_handles(arrays)` adds the results (a range of consecutive handles)."""
@@ -205,8 +203,7 @@ def execute(exe: Any, args: Any, handles: dict[int, Any], give_up: Any,
         exe.outputs_checked = True
     if outputs:
         result_handles = new_handles(outputs)
-        numbers = int_array("q", result_handles)
-        ctypes.memmove(args.outputs, numbers.buffer_info()[0], 8 * len(numbers))
+        args.first_output = result_handles.start
     if inline or not outputs:
         args.completion = 0
         return
