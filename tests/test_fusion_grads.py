@@ -1,6 +1,6 @@
-"""compiler/fusion_grads.py: a normalization and its spelled-out gradient become MLX's fused
-norm and its VJP exactly where the backward region is the VJP (checked by the probe); values
-and gradients match JAX's CPU backend either way."""
+"""compiler/fusion_grads.py: a normalization (or softmax) and its spelled-out gradient become
+MLX's fused kernel and its VJP exactly where the backward region is the VJP (checked by the
+probe); values and gradients match JAX's CPU backend either way."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ import jax.numpy as jnp
 import pytest
 from jax import lax
 
-from tests.direct import artifact, compare_with_cpu
+from tests.direct import artifact, compare_with_cpu, compiled_ops
 from tests.test_fusions import layer_norm, normal, rms_norm
 from xla_metal.compiler import compile_program
 from xla_metal.compiler.ir import Op, walk
 
-NORMS = (Op.LAYER_NORM, Op.RMS_NORM, Op.LAYER_NORM_GRAD, Op.RMS_NORM_GRAD)
+NORMS = (Op.LAYER_NORM, Op.RMS_NORM, Op.LAYER_NORM_GRAD, Op.RMS_NORM_GRAD, Op.SOFTMAX,
+         Op.SOFTMAX_GRAD)
 TOL = (1e-4, 1e-5)
 
 
@@ -145,3 +146,74 @@ def test_gradient_through_a_scan_matches():
 
     xs, s, b = normal(6, 3, 8), normal(8), normal(8)
     compare_with_cpu(grads(loss), xs, s, b, tol=TOL)
+
+
+# ------------------------------------------------------------------------------ softmax
+
+
+def attention_loss(q, k, v, causal=True):
+    scores = q @ jnp.swapaxes(k, -1, -2) * q.shape[-1] ** -0.5
+    if causal:
+        t = scores.shape[-1]
+        scores = jnp.where(jnp.tril(jnp.ones((t, t), bool)), scores, -jnp.inf)
+    return jnp.sum(jnp.tanh(jax.nn.softmax(scores, axis=-1) @ v))
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_attention_softmax_training_step_is_fused(causal):
+    # jax.nn.softmax's default gradient reads exp(x - max) and its sum, so fusions.py leaves
+    # the forward as four kernels; with its backward it is mx.softmax and the VJP's three ops
+    q, k, v = normal(2, 3, 8, 4), normal(2, 3, 8, 4), normal(2, 3, 8, 4)
+    step = grads(lambda q, k, v: attention_loss(q, k, v, causal))
+    ops = compiled_ops(step, q, k, v)
+    assert sorted(o.op.name for o in ops if o.op in NORMS) == ["SOFTMAX", "SOFTMAX_GRAD"]
+    assert not {Op.EXP, Op.MAXIMUM} & {o.op for o in ops}  # the interior is gone
+    compare_with_cpu(step, q, k, v, tol=TOL)
+
+
+def test_softmax_over_a_middle_axis_is_left_alone():
+    x, c = normal(4, 6, 5), normal(4, 6, 5)
+    step = grads(lambda x, c: jnp.sum(jax.nn.softmax(x, axis=1) * c), argnums=(0,))
+    assert Op.SOFTMAX_GRAD not in norm_ops(step, x, c)
+    compare_with_cpu(step, x, c, tol=TOL)
+
+
+def test_softmax_whose_sum_is_read_elsewhere_is_left_alone():
+    def loss(x, c):
+        e = jnp.exp(x - jnp.max(x, axis=-1, keepdims=True))
+        total = jnp.sum(e, axis=-1, keepdims=True)
+        return jnp.sum(e / total * c) + jnp.sum(jnp.log(total))  # the sum is also a term
+
+    x, c = normal(3, 7), normal(3, 7)
+    step = grads(loss, argnums=(0,))
+    assert Op.SOFTMAX_GRAD not in norm_ops(step, x, c)
+    compare_with_cpu(step, x, c, tol=TOL)
+
+
+def test_a_softmax_backward_that_is_not_its_vjp_is_left_alone():
+    @jax.custom_vjp
+    def softmax(x):
+        return jax.nn.softmax(x, axis=-1)
+
+    def forward(x):
+        e = jnp.exp(x - jnp.max(x, axis=-1, keepdims=True))
+        total = jnp.sum(e, axis=-1, keepdims=True)
+        return e / total, (e, total)
+
+    def backward(saved, g):  # drops the row sum's term: not softmax's VJP
+        e, total = saved
+        return (e / total * g,)
+
+    softmax.defvjp(forward, backward)
+    x, c = normal(3, 9), normal(3, 9)
+    step = grads(lambda x, c: jnp.sum(softmax(x) * c), argnums=(0,))
+    assert Op.SOFTMAX_GRAD not in norm_ops(step, x, c)
+    compare_with_cpu(step, x, c, tol=TOL)
+
+
+def test_low_precision_softmax_gradients_are_left_alone():
+    x, c = normal(4, 16, dtype="bfloat16"), normal(4, 16, dtype="bfloat16")
+    step = grads(lambda x, c: jnp.sum(jax.nn.softmax(x).astype(jnp.float32) * c),
+                 argnums=(0,))
+    assert Op.SOFTMAX_GRAD not in norm_ops(step, x, c)
+    compare_with_cpu(step, x, c, tol=(5e-2, 5e-2))

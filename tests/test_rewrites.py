@@ -264,10 +264,11 @@ def _reduces(fn, *args):
     return [o for o in compiled_ops(fn, *args) if o.op is Op.REDUCE]
 
 
-def test_softmax_reductions_keep_dims_and_skip_identity_inits():
+def test_softmax_reductions_keep_dims_and_skip_identity_inits(monkeypatch):
     def f(x):  # max and sum, each broadcast back over the reduced axis
         return jax.nn.softmax(x, axis=-1), jax.grad(lambda x: jnp.sum(jax.nn.softmax(x) ** 2))(x)
 
+    skip_stage(monkeypatch, "with their gradients")  # which would make it mx.softmax and its VJP
     x = f32(4, 9)
     reduces = _reduces(f, x)
     assert reduces and all(o.attrs.get("init_is_identity") for o in reduces)

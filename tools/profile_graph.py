@@ -111,7 +111,8 @@ def native_arrays(mlx_args: tuple) -> list[Any]:
 
 # Compiler passes --off can turn off: name -> (module, its switch).
 PASSES = {"loop_slabs": ("xla_metal.compiler.loop_slabs", "ENABLED"),
-          "fusion_grads": ("xla_metal.compiler.fusion_grads", "_ENABLED")}
+          "fusion_grads": ("xla_metal.compiler.fusion_grads", "_ENABLED"),
+          "softmax_grads": ("xla_metal.compiler.fusion_grads", "SOFTMAX")}
 
 
 def rounds_with_and_without(args, name: str, table: dict) -> None:

@@ -138,13 +138,16 @@ class Op(enum.Enum):
     REDUCE_SCATTER = "stablehlo.reduce_scatter"
     REPLICA_ID = "stablehlo.replica_id"
     PARTITION_ID = "stablehlo.partition_id"
-    # MLX's fused kernels, made only by compiler/fusions.py from exact StableHLO patterns
+    # MLX's fused kernels, made by compiler/fusions.py from exact StableHLO patterns (SOFTMAX
+    # also by compiler/fusion_grads.py, with its gradient)
     SOFTMAX = "xla_metal.softmax"        # attrs: axes, precise (accumulate in float32)
     LAYER_NORM = "xla_metal.layer_norm"  # (x, [scale], [bias]) over the last axis; attrs: eps
     RMS_NORM = "xla_metal.rms_norm"      # (x, [scale]) over the last axis; attrs: eps
-    # ... and by compiler/fusion_grads.py: a norm's VJP, (x, cotangent of norm(x)) -> dx
+    # ... and by compiler/fusion_grads.py: a norm's VJP, (x, cotangent of norm(x)) -> dx,
     LAYER_NORM_GRAD = "xla_metal.layer_norm_grad"  # attrs: eps
     RMS_NORM_GRAD = "xla_metal.rms_norm_grad"      # attrs: eps
+    # ... and softmax's VJP, (softmax(x), cotangent) -> dx
+    SOFTMAX_GRAD = "xla_metal.softmax_grad"        # attrs: axes
     # ... and by compiler/fusion_attention.py: (q, k, v, [bias], [mask]) -> attention
     ATTENTION = "xla_metal.attention"  # attrs: scale, layouts in and out (see that module)
     # ... and by compiler/rewrites.py: x -> some of its pieces cut along one axis (mx.split)

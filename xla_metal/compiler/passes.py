@@ -15,7 +15,7 @@ from ..errors import InvalidArgumentError, ResourceExhaustedError, Unimplemented
 from ..runtime.dtypes import CARRIER, MLX_DTYPE, PAIRS
 from . import ir
 from .fusion_attention import fuse_attention
-from .fusion_grads import fuse_norm_gradients
+from .fusion_grads import fuse_gradients
 from .fusions import fuse_kernels
 from .ir import PURE, Block, Module, Op, TensorType, TupleType
 from .loop_slabs import stage_slabs
@@ -170,7 +170,7 @@ PIPELINE: list[tuple[str, Pass]] = [
     ("fold zero-size values", fold_empty_values),
     ("fuse softmax and norms onto MLX kernels", fuse_kernels),
     ("eliminate what they left dead", eliminate_dead_code),
-    ("fuse norms with their gradients", fuse_norm_gradients),
+    ("fuse norms and softmax with their gradients", fuse_gradients),
     ("fuse attention onto MLX's kernel", fuse_attention),
     ("eliminate what it left dead", eliminate_dead_code),
     ("drop maxima and minima with a bound that changes nothing", drop_identity_bounds),

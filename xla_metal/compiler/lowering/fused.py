@@ -22,6 +22,14 @@ def _softmax(ctx, op: Operation, x: mx.array) -> mx.array:
     return mx.softmax(x, axis=list(op.attrs["axes"]), precise=op.attrs["precise"])
 
 
+@lowering(Op.SOFTMAX_GRAD)
+@single
+def _softmax_grad(ctx, op: Operation, y: mx.array, cotangent: mx.array) -> mx.array:
+    # y = softmax(x): dx = y g - y sum(y g), as MLX differentiates its own softmax
+    yg = y * cotangent
+    return yg - y * mx.sum(yg, axis=list(op.attrs["axes"]), keepdims=True)
+
+
 def _scale_bias(op: Operation, rest: tuple[Any, ...]) -> tuple[Any, Any]:
     rest_list = list(rest)
     scale = rest_list.pop(0) if op.attrs["scale"] else None
