@@ -1,13 +1,17 @@
 """Where the time of a tiny jitted call on 'metal' goes: PJRT calls and Python profile.
 
     python tools/profile_dispatch.py [--calls 3000] [--counter /tmp/pjrt_call_counter.so]
-                                     [--profile] [--eager] [--buffers N]
+                                     [--profile] [--eager] [--buffers N [--donate]] [--phases]
 
 With --counter (a build of tools/pjrt_call_counter.c, command in that file), JAX loads the
 counting shim in front of the plugin and this prints, per jitted call, every PJRT C API entry
 JAX made, how often, and its mean time inside the plugin. --buffers N makes the call take and
 return N small arrays, as a training step takes and returns its parameters (XLA:CPU runs the
-same call too, for JAX's own cost per buffer). With --profile it prints cProfile's
+same call too, for JAX's own cost per buffer); with --donate the call donates them and is fed
+its results, as a training step is. --phases times the parts of our Python Execute per call
+(MLX's replay and evaluation, which native MLX pays too; the donated arguments dropped; the
+results' handles; the rest), and native MLX's compiled call with mx.eval beside it (with
+--buffers, fed back as the step is). With --profile it prints cProfile's
 top functions (by own time) over the calls. Always prints process CPU time and wall time per
 call. Diagnostics, not a benchmark: tools/bench_dispatch.py is the benchmark.
 """
@@ -22,6 +26,7 @@ import pstats
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 HEADER = Path(__file__).resolve().parent.parent / "xla_metal" / "pjrt" / "pjrt_c_api.h"
 
@@ -40,6 +45,9 @@ def main() -> None:
     parser.add_argument("--eager", action="store_true", help="an eager jnp.sin, not a jit")
     parser.add_argument("--buffers", type=int, default=0,
                         help="N float32[8] arguments and results (0: the one-array call)")
+    parser.add_argument("--donate", action="store_true",
+                        help="with --buffers: donate the arguments, feed the results back")
+    parser.add_argument("--phases", action="store_true", help="time the parts of Execute")
     parser.add_argument("--no-wait", action="store_true",
                         help="do not wait for each result (a loop that dispatches ahead)")
     args = parser.parse_args()
@@ -61,12 +69,18 @@ def main() -> None:
     op = (lambda: jnp.sin(x)) if args.eager else (lambda: tiny(x))
     call = op if args.no_wait else (lambda: op().block_until_ready())
     if args.buffers:
-        step = jax.jit(lambda xs: [a * 2.0 + 1.0 for a in xs])
+        step = jax.jit(lambda xs: [a * 2.0 + 1.0 for a in xs],
+                       donate_argnums=(0,) if args.donate else ())
         leaves = [np.full(8, i, np.float32) for i in range(args.buffers)]
         for device in ("cpu", "metal"):  # JAX on XLA:CPU first: its cost for as many buffers
-            xs = jax.device_put(leaves, jax.devices(device)[0])
-            call = (lambda xs=xs: step(xs)) if args.no_wait else \
-                (lambda xs=xs: jax.block_until_ready(step(xs)))
+            state = [jax.device_put(leaves, jax.devices(device)[0])]
+
+            def call(state: list = state) -> None:
+                results = step(state[0])
+                if not args.no_wait:
+                    jax.block_until_ready(results)
+                if args.donate:
+                    state[0] = results
             for _ in range(50):
                 call()
             start = time.perf_counter()
@@ -83,6 +97,7 @@ def main() -> None:
     nanoseconds = (ctypes.c_uint64 * n)()
     if counter is not None:
         counter.xm_counter_read(counts, nanoseconds, n, 1)  # reset
+    phases = timed_phases() if args.phases else None
     profiler = cProfile.Profile() if args.profile else None
     cpu, wall = time.process_time(), time.perf_counter()
     if profiler:
@@ -105,8 +120,71 @@ def main() -> None:
                 total += nanoseconds[i] / args.calls / 1e3
                 print(f"  {names[i]:45s} {per_call:5.2f} x {mean_us:8.2f} us")
         print(f"  total inside the plugin: {total:.1f} us per call")
+    if phases is not None:
+        print_phases(phases, args.calls)
+        print(f"native MLX, compiled call + mx.eval: {native_call_us(args):.1f} us per call")
     if profiler:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(18)
+
+
+def timed_phases() -> dict[str, float]:
+    """Seconds spent in each part of our Python Execute, summed over the calls from now on
+    (wrappers around the functions Execute calls, so they follow the code as it changes)."""
+    from xla_metal.runtime import api, execution
+
+    seconds = dict.fromkeys(("execute", "replay", "evaluate", "donated dropped",
+                             "results' handles"), 0.0)
+
+    def timed(name: str, fn: Any) -> Any:
+        def run(*a: Any, **k: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                seconds[name] += time.perf_counter() - start
+        return run
+
+    execute = execution.execute
+    give_up = timed("donated dropped", api._give_up_all)
+    new_handles = timed("results' handles", api._new_handles)
+
+    def execute_timed(exe: Any, call: Any, handles: Any, *_: Any) -> None:
+        if not getattr(exe, "replay_timed", False):
+            exe.run, exe.replay_timed = timed("replay", exe.run), True
+        execute(exe, call, handles, give_up, new_handles)
+
+    execution.execute = timed("execute", execute_timed)
+    execution.evaluate = timed("evaluate", execution.evaluate)
+    return seconds
+
+
+def print_phases(seconds: dict[str, float], calls: int) -> None:
+    print("our Python Execute, us per call:")
+    parts = sum(v for k, v in seconds.items() if k != "execute")
+    for name, total in [*seconds.items(), ("the rest", seconds["execute"] - parts)]:
+        print(f"  {name:18s} {total / calls * 1e6:8.1f}")
+
+
+def native_call_us(args: argparse.Namespace) -> float:
+    """Native MLX's cost of the same call: the compiled function and mx.eval."""
+    import mlx.core as mx
+    import numpy as np
+
+    fn = mx.compile(lambda *xs: [a * 2.0 + 1.0 for a in xs])
+    xs = [mx.array(np.full(8, i, np.float32)) for i in range(max(args.buffers, 1))]
+
+    def one() -> None:
+        nonlocal xs
+        results = fn(*xs)
+        mx.eval(results)
+        if args.buffers:  # fed back, as the JAX call is
+            xs = results
+    for _ in range(200):
+        one()
+    start = time.perf_counter()
+    for _ in range(args.calls):
+        one()
+    return (time.perf_counter() - start) / args.calls * 1e6
 
 
 if __name__ == "__main__":
