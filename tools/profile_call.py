@@ -31,21 +31,15 @@ import statistics
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
-from bench_options import add_size_arguments, set_up_profile
+from bench_options import add_size_arguments, clock_into, set_up_profile
 
 _clock: dict[str, float] = defaultdict(float)
 
 
-def clocked(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-    def timed(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            _clock[name] += time.perf_counter() - start
-    return timed
+clocked = partial(clock_into, _clock)
 
 
 def per_step(run: Callable[[], Any], steps: int, warmup: int = 3) -> float:

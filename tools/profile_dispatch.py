@@ -25,8 +25,11 @@ import os
 import pstats
 import re
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
+
+from bench_options import clock_into
 
 HEADER = Path(__file__).resolve().parent.parent / "xla_metal" / "pjrt" / "pjrt_c_api.h"
 
@@ -135,15 +138,7 @@ def timed_phases() -> dict[str, float]:
     seconds = dict.fromkeys(("execute", "replay", "evaluate", "donated dropped",
                              "results' handles"), 0.0)
 
-    def timed(name: str, fn: Any) -> Any:
-        def run(*a: Any, **k: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return fn(*a, **k)
-            finally:
-                seconds[name] += time.perf_counter() - start
-        return run
-
+    timed = partial(clock_into, seconds)
     execute = execution.execute
     give_up = timed("donated dropped", api._give_up_all)
     new_handles = timed("results' handles", api._new_handles)
