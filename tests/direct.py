@@ -98,13 +98,18 @@ def skip_stage(monkeypatch: Any, words: str) -> None:
     monkeypatch.setattr(passes, "PIPELINE", [s for s in passes.PIPELINE if words not in s[0]])
 
 
+def primitive_kinds(arrays: list[mx.array]) -> collections.Counter:
+    """Primitive name -> count in the MLX graph that computes `arrays`."""
+    with tempfile.NamedTemporaryFile("r", suffix=".dot") as f:
+        mx.export_to_dot(f.name, *arrays)
+        return collections.Counter(re.findall(r'label ="([A-Za-z_]+)"', f.read()))
+
+
 def graph_kinds(fn, *args: Any) -> collections.Counter:
     """Primitive name -> count in the graph mx.compile evaluates for fn (our compiler)."""
     program = compile_program(artifact(fn, *args))
     inputs = [mx.array(np.asarray(a)) for a in jax.tree_util.tree_leaves(args)]
-    with tempfile.NamedTemporaryFile("r", suffix=".dot") as f:
-        mx.export_to_dot(f.name, *program.entry()(*inputs))
-        return collections.Counter(re.findall(r'label ="([A-Za-z_]+)"', f.read()))
+    return primitive_kinds(program.entry()(*inputs))
 
 
 def scan_trained(w, xs):
