@@ -123,6 +123,27 @@ def test_deleted_buffer_is_an_error(metal: jax.Device) -> None:
         jax.jit(lambda a: a + 1)(x)
 
 
+@pytest.mark.parametrize("dtype, shape, described", [
+    (np.int32, (3,), r"s32\[3\]"),          # another element type
+    (np.float32, (3, 1), r"f32\[3,1\]"),    # another shape, the same number of elements
+    (np.float32, (), r"f32\[\]"),
+    (np.complex128, (3,), r"c128\[3\]"),    # a type held in another form (float64 pairs)
+])
+def test_argument_of_another_type_is_refused_by_execute(metal: jax.Device, dtype, shape,
+                                                        described) -> None:
+    # JAX checks avals before it calls a plugin; a frontend driving the executable directly
+    # (as here, or from C) reaches Execute's own check.
+    x = jax.device_put(np.ones(3, np.float32), metal)
+    executable = jax.jit(lambda a: a + 1).lower(x).compile()._executable.xla_executable
+    with jax.enable_x64(True):  # (else complex128 would become complex64)
+        wrong = jax.device_put(np.ones(shape, dtype), metal)
+    with pytest.raises(RuntimeError, match=rf"\[execute\] argument 0 is {described}, the "
+                                           r"program expects f32\[3\]"):
+        executable.execute_sharded([wrong])
+    (result,), = executable.execute_sharded([x]).disassemble_into_single_device_arrays()
+    np.testing.assert_array_equal(np.asarray(result), [2, 2, 2])
+    np.testing.assert_array_equal(np.asarray(wrong), np.ones(shape, dtype))  # kept intact
+
 def test_deleted_buffers_are_released_in_a_batch(metal: jax.Device) -> None:
     # C++ queues buffer releases and hands them to Python before its next call into it
     # (pjrt/python_runtime.cc, ReleaseBuffer): the arrays are freed then, not lost.

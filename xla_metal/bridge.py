@@ -48,6 +48,7 @@ class CompileArgs(C.Structure):
                 ("executable", C.c_int64), ("name", C.c_char_p),
                 ("num_args", C.c_int32), ("num_outputs", C.c_int32),
                 ("output_meta", _i64p), ("output_meta_size", C.c_size_t),
+                ("input_meta", _i64p), ("input_meta_size", C.c_size_t),
                 ("fingerprint", C.c_char_p), ("donatable", C.POINTER(C.c_uint8)),
                 ("output_memories", C.POINTER(C.c_uint8))]
 

@@ -59,6 +59,9 @@ typedef struct {
   // out: for each output, [pjrt_buffer_type, rank, dim_0 .. dim_{rank-1}] back to back.
   const int64_t* output_meta;
   size_t output_meta_size;      // out: number of int64 in output_meta
+  // out: the same for each argument; Execute checks its buffers against them.
+  const int64_t* input_meta;
+  size_t input_meta_size;
   const char* fingerprint;      // out: NUL-terminated, deterministic for the same program
   // out: NULL, or num_args flags: the program lets argument i's memory serve its results
   // (JAX's donate_argnums); Execute then gives such arguments up.

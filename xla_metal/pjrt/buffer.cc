@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <iterator>
 
 #include "internal.h"
 
@@ -48,6 +49,20 @@ size_t ElementByteSize(PJRT_Buffer_Type type) {
       return 0;
   }
   return 0;
+}
+
+std::string DescribeType(PJRT_Buffer_Type type, const int64_t* dims, size_t rank) {
+  // XLA's short names, in the order of the PJRT_Buffer_Type enumerators.
+  static constexpr const char* kNames[] = {
+      "invalid", "pred", "s8", "s16", "s32", "s64", "u8", "u16", "u32", "u64", "f16", "f32",
+      "f64", "bf16", "c64", "c128", "f8e5m2", "f8e4m3fn", "f8e4m3b11fnuz", "f8e5m2fnuz",
+      "f8e4m3fnuz", "s4", "u4", "token", "s2", "u2", "f8e4m3", "f8e3m4", "f8e8m0fnu",
+      "f4e2m1fn"};
+  const size_t index = static_cast<size_t>(type);
+  std::string text = index < std::size(kNames) ? kNames[index] : "type " + std::to_string(index);
+  text += '[';
+  for (size_t i = 0; i < rank; ++i) text += (i ? "," : "") + std::to_string(dims[i]);
+  return text + ']';
 }
 
 std::optional<size_t> ElementCount(const int64_t* dims, size_t rank) {

@@ -8,6 +8,16 @@
 
 namespace xla_metal {
 
+// The element types and dimensions of a program's parameters or of its results.
+struct ValueTypes {
+  std::vector<PJRT_Buffer_Type> types;
+  std::vector<int64_t> dims;     // every value's dimensions back to back
+  std::vector<size_t> ranks;
+  std::vector<size_t> offsets;   // where each value's dimensions start in `dims`
+
+  const int64_t* Dims(size_t i) const { return dims.data() + offsets[i]; }
+};
+
 // What compile (or deserialize) reported about one executable held by Python. Shared by the
 // loaded executable and every PJRT_Executable view of it; the last owner releases the handle.
 struct ExecutableState {
@@ -27,10 +37,8 @@ struct ExecutableState {
   std::string fingerprint;
   int32_t num_args = 0;
   std::vector<uint8_t> donatable;  // empty, or one flag per argument
-  std::vector<PJRT_Buffer_Type> output_types;
-  std::vector<int64_t> output_dims;         // every output's dimensions back to back
-  std::vector<size_t> output_ranks;
-  std::vector<size_t> output_dims_offsets;  // where each output's dimensions start
+  ValueTypes parameters;
+  ValueTypes outputs;
   std::vector<int> output_memories;  // a MemoryId per output
   std::vector<const char*> output_memory_kinds;
   std::vector<size_t> output_memory_kind_sizes;
@@ -73,6 +81,34 @@ Status BadCompileResult(const std::string& problem) {
   return MakeError(PJRT_Error_Code_INTERNAL, "xla-metal's compiler returned " + problem);
 }
 
+// Reads `count` values' [type, rank, dim_0 .. dim_{rank-1}] from `meta` (compile's encoding).
+Status ReadValueTypes(const int64_t* meta, size_t meta_size, int32_t count, const char* what,
+                      ValueTypes& values) {
+  if (count < 0) return BadCompileResult(std::string("a negative number of ") + what + "s");
+  if (meta == nullptr && meta_size != 0) return BadCompileResult(std::string("no ") + what + " types");
+  size_t position = 0;
+  for (int32_t i = 0; i < count; ++i) {
+    const std::string which = std::string(what) + " " + std::to_string(i);
+    if (meta_size - position < 2) return BadCompileResult("truncated types at " + which);
+    const int64_t type = meta[position];
+    const int64_t rank = meta[position + 1];
+    position += 2;
+    if (type <= PJRT_Buffer_Type_INVALID || type > PJRT_Buffer_Type_F4E2M1FN) {
+      return BadCompileResult("unknown element type " + std::to_string(type) + " for " + which);
+    }
+    if (rank < 0 || static_cast<uint64_t>(rank) > meta_size - position) {
+      return BadCompileResult("a bad rank for " + which);
+    }
+    values.types.push_back(static_cast<PJRT_Buffer_Type>(type));
+    values.ranks.push_back(static_cast<size_t>(rank));
+    values.offsets.push_back(values.dims.size());
+    values.dims.insert(values.dims.end(), meta + position, meta + position + rank);
+    position += static_cast<size_t>(rank);
+  }
+  if (position != meta_size) return BadCompileResult(std::string("extra values in ") + what + " types");
+  return Ok();
+}
+
 // Reads the signature from a successful compile or deserialize call.
 Status ReadSignature(const XmCompileArgs& result, ExecutableState& state) {
   state.name = result.name != nullptr ? result.name : "";
@@ -81,29 +117,11 @@ Status ReadSignature(const XmCompileArgs& result, ExecutableState& state) {
   if (result.donatable != nullptr && result.num_args > 0) {
     state.donatable.assign(result.donatable, result.donatable + result.num_args);
   }
-  if (result.num_outputs < 0) return BadCompileResult("a negative number of outputs");
-  if (result.output_meta == nullptr && result.output_meta_size != 0) {
-    return BadCompileResult("no output_meta");
-  }
-  const int64_t* meta = result.output_meta;
-  const size_t meta_size = result.output_meta_size;
-  size_t position = 0;
+  XM_RETURN_IF_ERROR(ReadValueTypes(result.input_meta, result.input_meta_size, result.num_args,
+                                    "argument", state.parameters));
+  XM_RETURN_IF_ERROR(ReadValueTypes(result.output_meta, result.output_meta_size,
+                                    result.num_outputs, "output", state.outputs));
   for (int32_t output = 0; output < result.num_outputs; ++output) {
-    if (meta_size - position < 2) return BadCompileResult("truncated output_meta");
-    const int64_t type = meta[position];
-    const int64_t rank = meta[position + 1];
-    position += 2;
-    if (type <= PJRT_Buffer_Type_INVALID || type > PJRT_Buffer_Type_F4E2M1FN) {
-      return BadCompileResult("unknown element type " + std::to_string(type) + " for output " +
-                              std::to_string(output));
-    }
-    if (rank < 0 || static_cast<uint64_t>(rank) > meta_size - position) {
-      return BadCompileResult("a bad rank for output " + std::to_string(output));
-    }
-    state.output_types.push_back(static_cast<PJRT_Buffer_Type>(type));
-    state.output_ranks.push_back(static_cast<size_t>(rank));
-    state.output_dims_offsets.push_back(state.output_dims.size());
-    state.output_dims.insert(state.output_dims.end(), meta + position, meta + position + rank);
     // The memory kind the program gives the result (JAX's out_shardings); 'device' if none.
     const int memory = result.output_memories != nullptr ? result.output_memories[output]
                                                          : kDeviceMemory;
@@ -114,9 +132,7 @@ Status ReadSignature(const XmCompileArgs& result, ExecutableState& state) {
     state.output_memories.push_back(memory);
     state.output_memory_kinds.push_back(kMemoryKinds[memory]);
     state.output_memory_kind_sizes.push_back(std::strlen(kMemoryKinds[memory]));
-    position += static_cast<size_t>(rank);
   }
-  if (position != meta_size) return BadCompileResult("extra values in output_meta");
   return Ok();
 }
 
@@ -226,7 +242,7 @@ XM_ENTRY(PJRT_Executable_NumPartitions, num_partitions) {
 
 XM_ENTRY(PJRT_Executable_NumOutputs, num_outputs) {
   XM_RETURN_IF_ERROR(RequireExecutable(args.executable));
-  args.num_outputs = args.executable->state->output_types.size();
+  args.num_outputs = args.executable->state->outputs.types.size();
   return Ok();
 }
 
@@ -315,17 +331,17 @@ XM_ENTRY(PJRT_Executable_OutputMemoryKinds, memory_kind_sizes) {
 XM_ENTRY(PJRT_Executable_OutputElementTypes, num_output_types) {
   XM_RETURN_IF_ERROR(RequireExecutable(args.executable));
   ExecutableState& state = *args.executable->state;
-  args.output_types = state.output_types.data();
-  args.num_output_types = state.output_types.size();
+  args.output_types = state.outputs.types.data();
+  args.num_output_types = state.outputs.types.size();
   return Ok();
 }
 
 XM_ENTRY(PJRT_Executable_OutputDimensions, dim_sizes) {
   XM_RETURN_IF_ERROR(RequireExecutable(args.executable));
   const ExecutableState& state = *args.executable->state;
-  args.num_outputs = state.output_ranks.size();
-  args.dims = state.output_dims.data();
-  args.dim_sizes = state.output_ranks.data();
+  args.num_outputs = state.outputs.ranks.size();
+  args.dims = state.outputs.dims.data();
+  args.dim_sizes = state.outputs.ranks.data();
   return Ok();
 }
 
@@ -460,6 +476,26 @@ Status DonatedArguments(const ExecutableState& state,
   return Ok();
 }
 
+// Whether `buffer` can be parameter i: the same element type and dimensions, as on XLA's
+// backends (Python then trusts the arrays' types). A token parameter takes a TOKEN buffer or
+// an empty one: JAX hands an empty bool array the first time it runs an ordered effect.
+Status CheckArgumentType(const ValueTypes& parameters, size_t i, const PJRT_Buffer& buffer) {
+  const PJRT_Buffer_Type want = parameters.types[i];
+  const int64_t* dims = parameters.Dims(i);
+  const size_t rank = parameters.ranks[i];
+  if (want == PJRT_Buffer_Type_TOKEN) {
+    const bool empty = buffer.dims.size() <= 1 &&
+                       ElementCount(buffer.dims.data(), buffer.dims.size()) == size_t{0};
+    if (buffer.type == PJRT_Buffer_Type_TOKEN || empty) return Ok();
+  } else if (buffer.type == want && buffer.dims.size() == rank &&
+             std::equal(buffer.dims.begin(), buffer.dims.end(), dims)) {
+    return Ok();
+  }
+  return InvalidArgument("[execute] argument " + std::to_string(i) + " is " +
+                         DescribeType(buffer.type, buffer.dims.data(), buffer.dims.size()) +
+                         ", the program expects " + DescribeType(want, dims, rank));
+}
+
 // Returns once Python has scheduled the program on MLX: the outputs' ready events and the
 // device completion event complete when MLX has computed them (completion.cc). Of the
 // execute options only the non-donatable inputs matter (one device, no send/recv callbacks).
@@ -487,7 +523,7 @@ XM_ENTRY(PJRT_LoadedExecutable_Execute, device_complete_events) {
     XM_RETURN_IF_ERROR(RequireNonNull(args.argument_lists, "argument_lists"));
     XM_RETURN_IF_ERROR(RequireNonNull(args.argument_lists[0], "argument_lists[0]"));
   }
-  const size_t num_outputs = state.output_types.size();
+  const size_t num_outputs = state.outputs.types.size();
   if (num_outputs > 0) {  // a program with no results gets no output list (jit(lambda: None))
     XM_RETURN_IF_ERROR(RequireNonNull(args.output_lists, "output_lists"));
     XM_RETURN_IF_ERROR(RequireNonNull(args.output_lists[0], "output_lists[0]"));
@@ -500,6 +536,7 @@ XM_ENTRY(PJRT_LoadedExecutable_Execute, device_complete_events) {
     if (argument->client != client) {
       return InvalidArgument("argument " + std::to_string(i) + " belongs to another client");
     }
+    XM_RETURN_IF_ERROR(CheckArgumentType(state.parameters, i, *argument));
     // An argument whose computation failed carries that error on, as on XLA's backends.
     if (argument->ready->IsReady()) {
       Status failed = argument->ready->Error();
@@ -534,10 +571,10 @@ XM_ENTRY(PJRT_LoadedExecutable_Execute, device_complete_events) {
   std::vector<std::unique_ptr<PJRT_Buffer>> outputs;
   outputs.reserve(num_outputs);
   for (size_t i = 0; i < num_outputs; ++i) {
-    const int64_t* dims = state.output_dims.data() + state.output_dims_offsets[i];
+    const int64_t* dims = state.outputs.Dims(i);
     outputs.push_back(std::make_unique<PJRT_Buffer>(
-        client, request.first_output + static_cast<int64_t>(i), state.output_types[i],
-        std::vector<int64_t>(dims, dims + state.output_ranks[i]),
+        client, request.first_output + static_cast<int64_t>(i), state.outputs.types[i],
+        std::vector<int64_t>(dims, dims + state.outputs.ranks[i]),
         &client->memories[state.output_memories[i]],
         pending ? pending->outputs_ready : nullptr));
   }

@@ -218,6 +218,8 @@ void ReleaseBuffer(int64_t handle) noexcept;
 // Bytes per element as xla-metal stores it (sub-byte types take a whole byte); 0 for types it
 // cannot hold.
 size_t ElementByteSize(PJRT_Buffer_Type type);
+// "f32[2,3]": a type and dimensions the way XLA's messages write them.
+std::string DescribeType(PJRT_Buffer_Type type, const int64_t* dims, size_t rank);
 // Product of `dims`, or nullopt when a dimension is negative or the product overflows.
 std::optional<size_t> ElementCount(const int64_t* dims, size_t rank);
 

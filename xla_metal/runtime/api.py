@@ -191,6 +191,16 @@ def compile(args: Any) -> None:  # noqa: A001 - the PJRT verb
     _compile_into(args, code)
 
 
+def _type_meta(types: list[ir.TensorType | ir.TokenType]) -> tuple[Any, int]:
+    """[pjrt type, rank, *dims] per value, back to back, as C++ reads them (bridge.h)."""
+    meta: list[int] = []
+    for t in types:
+        meta += [_PJRT_TOKEN, 0] if isinstance(t, ir.TokenType) else \
+            [PJRT_TYPE[t.dtype], t.rank, *t.shape]
+    array = keep((C.c_int64 * max(len(meta), 1))(*meta))
+    return C.cast(array, C.POINTER(C.c_int64)), len(meta)
+
+
 def _platform(client: Client) -> str:
     return "cpu" if client.device.type == mx.cpu else "gpu"
 
@@ -208,19 +218,14 @@ def _compile_into(args: Any, code: bytes, compiled: bytes = b"") -> None:
     outputs = _signature_types(main.result_types, "a result")
     fingerprint = hashlib.sha256(code + f"|{__version__}|{platform}".encode()).hexdigest()
     exe = Executable(client, program.entry(), module, fingerprint,
-                     execution.Signature.of(inputs), execution.Signature.of(outputs), code,
-                     platform, execution.runs_inline(module))
-    meta: list[int] = []
-    for t in outputs:
-        meta += [_PJRT_TOKEN, 0] if isinstance(t, ir.TokenType) else \
-            [PJRT_TYPE[t.dtype], t.rank, *t.shape]
+                     execution.Signature(tuple(inputs)), execution.Signature(tuple(outputs)),
+                     code, platform, execution.runs_inline(module))
     args.executable = _new_handle(exe)
     args.name = keep(main.name.encode())
     args.num_args = len(main.args)
     args.num_outputs = len(outputs)
-    array = keep((C.c_int64 * max(len(meta), 1))(*meta))
-    args.output_meta = C.cast(array, C.POINTER(C.c_int64))
-    args.output_meta_size = len(meta)
+    args.input_meta, args.input_meta_size = _type_meta(inputs)
+    args.output_meta, args.output_meta_size = _type_meta(outputs)
     args.fingerprint = keep(fingerprint.encode())
     memories = result_memory_ids(main.result_attrs, len(outputs))
     if any(m != MEMORY_KINDS.index(DEFAULT_MEMORY_KIND) for m in memories):

@@ -1,7 +1,8 @@
 """Executing a compiled program: the per-call path, kept as short as it can be.
 
-Everything an execution checks is prepared once per executable (`Signature`), so a call
-compares tuples and makes no other decision. Execution is asynchronous: the program's MLX
+C++ has checked the arguments' types against the program's before it calls here (a buffer
+knows its type there), and results are checked once per executable, so a call makes no
+decision of its own. Execution is asynchronous: the program's MLX
 graph is built and scheduled (mx.async_eval) on the calling thread, which then returns; the
 execution becomes a job that C++ awaits (await_execution) before completing the buffers'
 ready events. MLX raises its errors while the graph is built and scheduled, on the calling
@@ -40,7 +41,7 @@ import mlx.core as mx
 from ..compiler import ir
 from ..compiler.placement import evaluate
 from ..errors import InvalidArgumentError, XlaMetalError
-from .dtypes import MLX_DTYPE, NAME_OF_MLX_DTYPE, storage_name, storage_shape
+from .dtypes import NAME_OF_MLX_DTYPE, storage_name, storage_shape
 
 SYNCHRONOUS = os.environ.get("XLA_METAL_SYNC_EXECUTE", "0") == "1"
 # Executions scheduled but not yet awaited: past this many, Execute waits for the oldest, so a
@@ -101,39 +102,16 @@ def _is_token_value(array: mx.array) -> bool:
 
 @dataclass(frozen=True)
 class Signature:
-    """What an executable's arguments and results must be, in the form a call compares."""
+    """What an executable's arguments or results must be. Arguments are checked in C++
+    (Execute compares each buffer's type with the program's); results here, once."""
 
     types: tuple[ir.TensorType | ir.TokenType, ...]
-    # (shape, MLX dtype) per value, the form an array reports; None when a token is among them
-    expected: tuple[tuple[tuple[int, ...], mx.Dtype], ...] | None
-
-    @staticmethod
-    def of(types: list[ir.TensorType | ir.TokenType]) -> Signature:
-        expected = []
-        for t in types:
-            dtype = MLX_DTYPE.get(storage_name(t.dtype)) if isinstance(t, ir.TensorType) \
-                else None
-            if dtype is None:  # a token, or a type no buffer holds: checked one by one
-                return Signature(tuple(types), None)
-            assert isinstance(t, ir.TensorType)
-            expected.append((storage_shape(t.dtype, t.shape), dtype))
-        return Signature(tuple(types), tuple(expected))
-
-    def matches(self, arrays: list[Any]) -> bool:
-        """Whether every array has its expected shape and dtype (tokens: always False, so
-        the caller takes the slow path that checks them one by one)."""
-        if self.expected is None:
-            return False
-        try:
-            return tuple([(a.shape, a.dtype) for a in arrays]) == self.expected
-        except AttributeError:  # not an MLX array (a dead handle)
-            return False
 
     def mismatch(self, arrays: list[Any], what: str) -> str | None:
         """The first value that is not as declared, described; None if all are."""
         for i, (array, want) in enumerate(zip(arrays, self.types, strict=True)):
             if not isinstance(array, mx.array):
-                return f"{what} {i} is not a live buffer (deleted?)"
+                return f"{what} {i} is {type(array).__name__}, not an MLX array"
             if isinstance(want, ir.TokenType):
                 if not _is_token_value(array):
                     return (f"{what} {i} is {to_name(array)}{list(array.shape)}, the "
@@ -171,18 +149,17 @@ def execute(exe: Any, args: Any, handles: dict[int, Any], give_up: Any,
 
     `handles` is the handle table, `give_up(handles)` drops donated arguments from it and
     `new_handles(arrays)` adds the results (a range of consecutive handles)."""
-    inputs_signature: Signature = exe.inputs
     num_args = args.num_args
-    if num_args != len(inputs_signature.types):
+    if num_args != len(exe.inputs.types):
         raise InvalidArgumentError(f"[execute] @{exe.module.entry} takes "
-                                   f"{len(inputs_signature.types)} arguments, got {num_args}")
+                                   f"{len(exe.inputs.types)} arguments, got {num_args}")
     # (a slice of a ctypes pointer is one C call, indexing it one per element)
     argument_handles = args.args[:num_args]
-    inputs = list(map(handles.get, argument_handles))
-    if not inputs_signature.matches(inputs):
-        problem = inputs_signature.mismatch(inputs, "argument")
-        if problem is not None:
-            raise InvalidArgumentError(f"[execute] {problem}")
+    try:  # C++ has checked that each is a live buffer of the parameter's type
+        inputs = list(map(handles.__getitem__, argument_handles))
+    except KeyError as missing:
+        raise XlaMetalError(f"[execute] internal error: buffer {missing} is live in C++ but "
+                            f"not in the handle table") from None
     if args.donated:
         # Given up by the caller: with our table's reference gone, MLX may write results into
         # the same memory (it reuses an input buffer nobody else holds). One call for all:
