@@ -3,10 +3,11 @@
     python tools/bench_models.py [--device cpu|gpu] [--repeats 5] [--only mlp,lm,...]
 
 One invocation runs every workload three ways in one process, alternating the contenders
-(the order rotates each repeat), and prints median step times, ratios to native MLX, the
-extra MLX memory one step needs (MLX's peak-memory counter; 'metal' runs on MLX too), the
-host reads per GRU step, dispatch cost and ResNet-18 compile times. It writes a dated table
-docs/bench-<date>.md and a plot docs/bench-<date>.png (when matplotlib is importable).
+(each follows each other equally often: bench_options.turn_order), and prints median step
+times, ratios to native MLX, the extra MLX memory one step needs (MLX's peak-memory
+counter; 'metal' runs on MLX too), the host reads per GRU step, dispatch cost and ResNet-18
+compile times. It writes a dated table docs/bench-<date>.md and a plot
+docs/bench-<date>.png (when matplotlib is importable).
 
 On MLX's CPU device the script loads OpenBLAS first (--blas; Debian's libopenblas0-pthread),
 as MLX's Linux wheel otherwise multiplies with reference BLAS. Needs only jax, mlx, numpy.
@@ -26,7 +27,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench_options import add_size_arguments
+from bench_options import add_size_arguments, turn_order
 
 OPENBLAS = "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0"
 CONTENDERS = ("metal", "mlx", "cpu")
@@ -79,7 +80,7 @@ def measure(runners: dict[str, Callable[[], object]], warmup: int, repeats: int,
     cpu: dict[str, list[float]] = {name: [] for name in runners}
     names = list(runners)
     for rep in range(repeats):
-        for name in names[rep % len(names):] + names[:rep % len(names)]:
+        for name in turn_order(names, rep):
             for _ in range(settle):
                 runners[name]()
             start, cpu_start = time.perf_counter(), time.process_time()

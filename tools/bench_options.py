@@ -22,6 +22,15 @@ def clock_into(clock: MutableMapping[str, float], name: str, fn: Callable[..., A
     return timed
 
 
+def turn_order(items: list[Any], round_number: int) -> list[Any]:
+    """The order of the contenders in one round: as given, then the first followed by the
+    rest reversed. A rotation would keep each one's predecessor the same in every round (the
+    machine state that one leaves behind, e.g. XLA:CPU's spinning threads, would always fall
+    on the same contender); this way each follows its neighbours on both sides in turn, and
+    three contenders follow each other equally often over two rounds (a b c, a c b)."""
+    return items if round_number % 2 == 0 else items[:1] + items[:0:-1]
+
+
 def set_up_profile(args: argparse.Namespace) -> None:
     """What a profiling tool does before it imports JAX: the plugin's MLX device and this
     process's (args.device), OpenBLAS on the CPU as tools/bench_models.py loads it (MLX's own

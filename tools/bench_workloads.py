@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import mlx.core as mx
 import numpy as np
+from bench_options import turn_order
 from bench_report import format_row, write_report
 from mlx.utils import tree_map
 
@@ -231,7 +232,7 @@ def dispatch(args) -> list[str]:
     results: dict[tuple[str, str], list[float]] = {k: [] for k in fns}
     keys = list(fns)
     for rep in range(args.repeats):
-        for key in keys[rep % len(keys):] + keys[:rep % len(keys)]:
+        for key in turn_order(keys, rep):
             results[key].append(_per_call_us(fns[key], args.calls))
     lines = []
     for kind in ("jit", "eager"):

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from bench_options import add_size_arguments, clock_into, set_up_profile
+from bench_options import add_size_arguments, clock_into, set_up_profile, turn_order
 
 _clock: dict[str, float] = defaultdict(float)
 
@@ -142,7 +142,7 @@ def graph_fed_back(args: Any, name: str) -> list[str]:
     times: dict[str, list[tuple[float, float]]] = {k: [] for k in contenders}
     order = list(contenders)
     for r in range(args.rounds):
-        for key in order[r % len(order):] + order[:r % len(order)]:  # who follows whom rotates
+        for key in turn_order(order, r):
             times[key].append(contenders[key]())
     rows = []
     for key, rows_of in times.items():
@@ -213,7 +213,7 @@ def main() -> None:
         keys = [(None, "native")] + [(chunk, mode) for chunk in chunks
                                      for mode in args.modes.split(",")]
         for r in range(args.rounds):
-            for chunk, mode in keys[r % len(keys):] + keys[:r % len(keys)]:
+            for chunk, mode in turn_order(keys, r):
                 if mode == "native":
                     wall = per_step(workload.runners["mlx"], args.steps, warmup=1)
                     samples[(chunk, mode)].append(
