@@ -121,7 +121,11 @@ def test_pure_callback_with_pytrees(metal, cpu) -> None:
 
 @pytest.mark.parametrize("dtype", [np.bool_, np.int8, np.int16, np.int32, np.uint8,
                                    np.uint16, np.uint32, np.float16, ml_dtypes.bfloat16,
-                                   np.float32, np.complex64],
+                                   np.float32, np.complex64,
+                                   # emulated: computed in a carrier, handed over as the type
+                                   ml_dtypes.int4, ml_dtypes.uint4, ml_dtypes.int2,
+                                   ml_dtypes.uint2, ml_dtypes.float8_e4m3fn,
+                                   ml_dtypes.float8_e5m2, ml_dtypes.float4_e2m1fn],
                          ids=lambda d: np.dtype(d).name)
 def test_pure_callback_passes_each_dtype(metal, cpu, dtype) -> None:
     value = (np.arange(6).reshape(2, 3) % 3).astype(dtype)

@@ -22,10 +22,12 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 
+from ...element_types import numpy_dtype
 from ...errors import FailedPreconditionError, InvalidArgumentError, XlaMetalError
 from ...host_callbacks import HostCallback, lookup
-from ...runtime.dtypes import to_mlx, to_numpy
+from ...runtime.dtypes import CARRIER, to_mlx, to_numpy
 from .. import ir
+from ..emulated_dtypes import decode, encode
 from ..ir import Op, Operation, TensorType, TokenType
 from ..placement import evaluate
 from .registry import register_check
@@ -94,18 +96,24 @@ def _to_results(callback: HostCallback, op: Operation, returned: Sequence[Any]) 
                 f"[callback] {callback.name} result {i} is {host.dtype.name}"
                 f"{list(host.shape)}; the program expects {_describe(t)} (the result shape "
                 f"and dtype declared for the callback){op.where()}")
-        arrays.append(to_mlx(host, t.dtype))
+        array = to_mlx(host, t.dtype)
+        # an emulated type travels as its codes; the program computes with its carrier
+        arrays.append(decode(array, t.dtype) if t.dtype in CARRIER else array)
     produced = iter(arrays)
     return [_token() if isinstance(r.type, TokenType) else next(produced) for r in op.results]
 
 
 def _host_callback(ctx, op: Operation, *args: Any) -> Sequence[Any]:
     callback = _RESOLVED[op]
-    tensors = [a for a, v in zip(args, op.operands, strict=True)
-               if not isinstance(v.type, TokenType)]
+    operands = [(a, v.type) for a, v in zip(args, op.operands, strict=True)
+                if isinstance(v.type, TensorType)]
+    # an emulated type is computed in its carrier: the callback gets the type's own codes
+    tensors = [encode(a, t.dtype) if t.dtype in CARRIER else a for a, t in operands]
     evaluate(tensors)
     # Copies: the callback may keep what it is given, and MLX may reuse the memory later.
-    host_args = [np.array(to_numpy(a), copy=True) for a in tensors]
+    host_args = [np.array(to_numpy(a), copy=True).view(numpy_dtype(t.dtype))
+                 if t.dtype in CARRIER else np.array(to_numpy(a), copy=True)
+                 for a, (_, t) in zip(tensors, operands, strict=True)]
     return _to_results(callback, op, _call(callback, op, host_args))
 
 
