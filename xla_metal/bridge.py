@@ -12,8 +12,10 @@ import atexit
 import ctypes as C
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
+
+import numpy as np
 
 from .errors import FailedPreconditionError, pjrt_code
 
@@ -131,6 +133,36 @@ def keep(obj: Any) -> Any:
         kept = _local.kept = []
     kept.append(obj)
     return obj
+
+
+# Memory crosses to C++ as numpy arrays and addresses, not as ctypes arrays: in Python 3.11
+# every `c_int64 * n` makes a new class and every ctypes.cast of a ctypes object links the two
+# both ways, each a reference cycle left for the garbage collector after every call (JAX's
+# own tests count the cycles a jit call leaves: tests/test_leaks.py).
+def kept_array(values: Sequence[Any], ctype: Any) -> Any:
+    """A C array of `values` (kept alive as keep() does), as a pointer to `ctype` (for
+    c_char_p, `values` are addresses: address_of)."""
+    array = keep(np.array(values, np.uintp if ctype is C.c_char_p else np.dtype(ctype)))
+    return C.cast(array.ctypes.data, C.POINTER(ctype))
+
+
+def address_of(data: bytes) -> int:
+    """The address of `data`'s bytes (NUL-terminated, as CPython holds bytes), kept alive as
+    keep() does."""
+    return int(np.frombuffer(keep(data), np.uint8).__array_interface__["data"][0])
+
+
+class _Memory:
+    """`nbytes` of memory at `address`, as numpy sees an array (no ctypes class made)."""
+
+    def __init__(self, address: int, nbytes: int) -> None:
+        self.__array_interface__ = {"data": (address, True), "shape": (nbytes,),
+                                    "typestr": "|u1", "version": 3}
+
+
+def memory_at(address: int, nbytes: int) -> np.ndarray:
+    """A uint8 view, no copy, of the `nbytes` of memory C++ handed over at `address`."""
+    return np.asarray(_Memory(address, nbytes))
 
 
 def _fail(exc: BaseException) -> int:

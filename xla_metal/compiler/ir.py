@@ -321,27 +321,30 @@ def format_module(module: Module, attrs: bool = True) -> str:
     """A readable listing of the IR (for as_text() and debugging); `attrs=False` leaves out
     the attributes (their reprs show how numpy spells a dtype, not only what it is)."""
     names: dict[int, str] = {}
-
-    def name(v: Value) -> str:
-        return names.setdefault(id(v), f"%{len(names)}")
-
     lines: list[str] = []
-
-    def emit_block(block: Block, indent: str) -> None:
-        for o in block.ops:
-            res = ", ".join(name(r) for r in o.results)
-            args = ", ".join(name(a) for a in o.operands)
-            shown = {k: v for k, v in o.attrs.items() if k != "value" and attrs}
-            types = ", ".join(str(r.type) for r in o.results)
-            lines.append(f"{indent}{res}{' = ' if res else ''}{o.op.value}({args})"
-                         f"{' ' + repr(shown) if shown else ''}{' : ' + types if types else ''}")
-            for region in o.regions:
-                lines.append(f"{indent}  ^({', '.join(name(a) for a in region.args)}):")
-                emit_block(region, indent + "    ")
-
     for fn in module.functions.values():
-        args = ", ".join(f"{name(a)}: {a.type}" for a in fn.args)
+        args = ", ".join(f"{_value_name(names, a)}: {a.type}" for a in fn.args)
         lines.append(f"func @{fn.name}({args}) -> ({', '.join(map(str, fn.result_types))}) {{")
-        emit_block(fn.body, "  ")
+        _format_block(fn.body, "  ", names, attrs, lines)
         lines.append("}")
     return "\n".join(lines)
+
+
+def _value_name(names: dict[int, str], v: Value) -> str:
+    return names.setdefault(id(v), f"%{len(names)}")
+
+
+def _format_block(block: Block, indent: str, names: dict[int, str], attrs: bool,
+                  lines: list[str]) -> None:
+    # (a module-level function: a nested one calling itself would be a reference cycle)
+    for o in block.ops:
+        res = ", ".join(_value_name(names, r) for r in o.results)
+        args = ", ".join(_value_name(names, a) for a in o.operands)
+        shown = {k: v for k, v in o.attrs.items() if k != "value" and attrs}
+        types = ", ".join(str(r.type) for r in o.results)
+        lines.append(f"{indent}{res}{' = ' if res else ''}{o.op.value}({args})"
+                     f"{' ' + repr(shown) if shown else ''}{' : ' + types if types else ''}")
+        for region in o.regions:
+            region_args = ", ".join(_value_name(names, a) for a in region.args)
+            lines.append(f"{indent}  ^({region_args}):")
+            _format_block(region, indent + "    ", names, attrs, lines)

@@ -381,16 +381,17 @@ def stage_slabs(module: Module) -> Module:
     if not ENABLED:
         return module
     defs = definitions(module)
-
-    def visit(block: Block) -> None:
-        ops: list[Operation] = []
-        for o in block.ops:
-            for region in o.regions:
-                visit(region)
-            ops.extend(_stage(o, module, defs) if o.op is Op.WHILE and
-                       "trip_count" in o.attrs else [o])
-        block.ops = ops
-
     for fn in list(module.functions.values()):
-        visit(fn.body)
+        _stage_block(fn.body, module, defs)
     return module
+
+
+def _stage_block(block: Block, module: Module, defs: dict[int, Operation]) -> None:
+    # (a module-level function: a nested one calling itself would be a reference cycle)
+    ops: list[Operation] = []
+    for o in block.ops:
+        for region in o.regions:
+            _stage_block(region, module, defs)
+        ops.extend(_stage(o, module, defs) if o.op is Op.WHILE and
+                   "trip_count" in o.attrs else [o])
+    block.ops = ops

@@ -27,48 +27,49 @@ Pass = Callable[[Module], Module]
 
 def verify(module: Module) -> Module:
     """Every operand is defined before use; every block ends in a terminator."""
-
-    def check(block: Block, visible: set[int], where: str) -> None:
-        visible = visible | {id(a) for a in block.args}
-        if not block.ops or block.ops[-1].op not in ir.TERMINATORS:
-            raise InvalidArgumentError(f"[verify] a block in {where} has no terminator")
-        for operation in block.ops:
-            for v in operation.operands:
-                if id(v) not in visible:
-                    raise InvalidArgumentError(f"[verify] {operation.op.value} in {where} reads "
-                                               f"a value defined later or elsewhere")
-            for region in operation.regions:
-                check(region, visible, where)
-            visible |= {id(r) for r in operation.results}
-
     for fn in module.functions.values():
-        check(fn.body, set(), f"@{fn.name}")
+        _verify_block(fn.body, set(), f"@{fn.name}")
     if module.entry not in module.functions:
         raise InvalidArgumentError(f"[verify] entry function @{module.entry} is missing")
     return module
 
 
+# (Passes recurse through module-level functions, not nested ones: a nested function that
+# calls itself is a reference cycle, left for the garbage collector after every compile.)
+def _verify_block(block: Block, visible: set[int], where: str) -> None:
+    visible = visible | {id(a) for a in block.args}
+    if not block.ops or block.ops[-1].op not in ir.TERMINATORS:
+        raise InvalidArgumentError(f"[verify] a block in {where} has no terminator")
+    for operation in block.ops:
+        for v in operation.operands:
+            if id(v) not in visible:
+                raise InvalidArgumentError(f"[verify] {operation.op.value} in {where} reads "
+                                           f"a value defined later or elsewhere")
+        for region in operation.regions:
+            _verify_block(region, visible, where)
+        visible |= {id(r) for r in operation.results}
+
+
 def check_dtypes(module: Module) -> Module:
     """Refuse, at compile time and by name, any element type MLX can neither hold nor
     emulate (emulated_dtypes.py: float8, float4, int4, int2 and their unsigned kin)."""
-
-    def refuse(t: object, what: str, loc: str) -> None:
-        if isinstance(t, TupleType):
-            for e in t.elements:
-                refuse(e, what, loc)
-        elif isinstance(t, TensorType) and t.dtype not in MLX_DTYPE and t.dtype not in CARRIER \
-                and t.dtype not in PAIRS:
-            where = f" (at {loc})" if loc else ""
-            raise UnimplementedError(f"[dtype] {t.dtype} is not supported on metal: {what}"
-                                     f"{where}")
-
     for fn in module.functions.values():
         for a in fn.args:
-            refuse(a.type, f"argument of @{fn.name}", "")
+            _refuse_dtype(a.type, f"argument of @{fn.name}", "")
         for operation in ir.walk(fn.body):
             for r in operation.results:
-                refuse(r.type, f"result of {operation.op.value}", operation.loc)
+                _refuse_dtype(r.type, f"result of {operation.op.value}", operation.loc)
     return module
+
+
+def _refuse_dtype(t: object, what: str, loc: str) -> None:
+    if isinstance(t, TupleType):
+        for e in t.elements:
+            _refuse_dtype(e, what, loc)
+    elif isinstance(t, TensorType) and t.dtype not in MLX_DTYPE and t.dtype not in CARRIER \
+            and t.dtype not in PAIRS:
+        where = f" (at {loc})" if loc else ""
+        raise UnimplementedError(f"[dtype] {t.dtype} is not supported on metal: {what}{where}")
 
 
 def memory_limit() -> int:
@@ -109,26 +110,26 @@ def check_sizes(module: Module) -> Module:
 def eliminate_dead_code(module: Module) -> Module:
     """Drop pure operations (and custom_calls without side effects) whose results nobody
     reads (JAX leaves a few behind)."""
-
-    def sweep(block: Block) -> None:
-        for operation in block.ops:
-            for region in operation.regions:
-                sweep(region)
-        live: set[int] = set()
-        kept = []
-        for operation in reversed(block.ops):
-            used = any(id(r) in live for r in operation.results)
-            if ir.removable_if_unused(operation) and not used:
-                continue
-            kept.append(operation)
-            live.update(id(v) for v in operation.operands)
-            for region in operation.regions:
-                live.update(id(v) for o in ir.walk(region) for v in o.operands)
-        block.ops = kept[::-1]
-
     for fn in module.functions.values():
-        sweep(fn.body)
+        _sweep(fn.body)
     return module
+
+
+def _sweep(block: Block) -> None:
+    for operation in block.ops:
+        for region in operation.regions:
+            _sweep(region)
+    live: set[int] = set()
+    kept = []
+    for operation in reversed(block.ops):
+        used = any(id(r) in live for r in operation.results)
+        if ir.removable_if_unused(operation) and not used:
+            continue
+        kept.append(operation)
+        live.update(id(v) for v in operation.operands)
+        for region in operation.regions:
+            live.update(id(v) for o in ir.walk(region) for v in o.operands)
+    block.ops = kept[::-1]
 
 
 def _is_empty(t: object) -> bool:
@@ -139,29 +140,30 @@ def fold_empty_values(module: Module) -> Module:
     """A pure op whose results all have zero elements becomes a constant: nothing is computed,
     and no zero-size kernel is launched (MLX-CUDA's fused kernels die of SIGFPE on a zero
     grid — measured on an H100)."""
-
-    def constant(value: ir.Value, loc: str) -> ir.Operation:
-        t = value.type
-        assert isinstance(t, TensorType)
-        return ir.Operation(Op.CONSTANT, [], [value],
-                            {"value": np.zeros(t.shape, numpy_dtype(t.dtype))}, loc=loc)
-
-    def fold(block: Block) -> None:
-        ops: list[ir.Operation] = []
-        for operation in block.ops:
-            for region in operation.regions:
-                fold(region)
-            if (operation.op in PURE and operation.op is not Op.CONSTANT
-                    and operation.op not in ir.TERMINATORS and operation.results
-                    and all(_is_empty(r.type) for r in operation.results)):
-                ops.extend(constant(r, operation.loc) for r in operation.results)
-            else:
-                ops.append(operation)
-        block.ops = ops
-
     for fn in module.functions.values():
-        fold(fn.body)
+        _fold_empty(fn.body)
     return module
+
+
+def _fold_empty(block: Block) -> None:
+    ops: list[ir.Operation] = []
+    for operation in block.ops:
+        for region in operation.regions:
+            _fold_empty(region)
+        if (operation.op in PURE and operation.op is not Op.CONSTANT
+                and operation.op not in ir.TERMINATORS and operation.results
+                and all(_is_empty(r.type) for r in operation.results)):
+            ops.extend(_zeros_constant(r, operation.loc) for r in operation.results)
+        else:
+            ops.append(operation)
+    block.ops = ops
+
+
+def _zeros_constant(value: ir.Value, loc: str) -> ir.Operation:
+    t = value.type
+    assert isinstance(t, TensorType)
+    zeros = np.zeros(t.shape, numpy_dtype(t.dtype))
+    return ir.Operation(Op.CONSTANT, [], [value], {"value": zeros}, loc=loc)
 
 
 PIPELINE: list[tuple[str, Pass]] = [

@@ -9,7 +9,9 @@ handed to mx.compile, which fuses its element-wise work.
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import mlx.core as mx
@@ -91,7 +93,10 @@ class BlockPlan:
     """A block as numbered slots and steps; run(captures, args) -> results."""
 
     def __init__(self, program: Program, block: Block) -> None:
-        self.program = program
+        # Weak: the program holds its plans, and a plan holding its program back would make
+        # every dropped executable a reference cycle, left for the garbage collector (JAX's
+        # own tests count them). The program's entry function holds the program.
+        self._program = weakref.ref(program)
         self.captures = free_values(block)
         slot: dict[int, int] = {}
         for v in [*self.captures, *block.args]:
@@ -128,7 +133,8 @@ class BlockPlan:
     def run(self, captures: Sequence[Any], args: Sequence[Any]) -> list[Any]:
         env = list(self.template)
         env[: self.n_fixed] = [*captures, *args]
-        program = self.program
+        program = self._program()
+        assert program is not None, "a plan ran after its program was dropped"
         for rule, operation, ins, outs, regions, region_ins in self.steps:
             ctx = RuleContext(program, regions, [[env[i] for i in r] for r in region_ins])
             values = rule(ctx, operation, *[env[i] for i in ins])
@@ -193,8 +199,21 @@ def may_fuse(module: Module, platform: str) -> bool:
     return _COMPLEX_FUSES or not any(d.startswith("complex") for d in dtypes)
 
 
+def _run_entry(fn: Callable[..., list[Any]], program: Program, *args: Any) -> list[Any]:
+    """fn(*args); `program` rides along in the partial, so the entry function holds it."""
+    return fn(*args)
+
+
 def _function_runner(plan: BlockPlan) -> Callable[..., list[Any]]:
     return lambda *args: plan.run((), args)
+
+
+def _gather_cpu_stream_ops(plan: BlockPlan, found: list[Operation]) -> None:
+    # (a module-level function: a nested one calling itself would be a reference cycle)
+    found.extend(plan.cpu_stream_ops)
+    for step in plan.steps:
+        for region in step[4]:
+            _gather_cpu_stream_ops(region, found)
 
 
 class Program:
@@ -212,15 +231,8 @@ class Program:
     def cpu_stream_ops(self) -> list[Operation]:
         """Every step, in every function and region, placed on MLX's CPU stream."""
         found: list[Operation] = []
-
-        def gather(plan: BlockPlan) -> None:
-            found.extend(plan.cpu_stream_ops)
-            for step in plan.steps:
-                for region in step[4]:
-                    gather(region)
-
         for plan in self.plans.values():
-            gather(plan)
+            _gather_cpu_stream_ops(plan, found)
         return found
 
     def function(self, name: str) -> Callable[..., list[Any]]:
@@ -235,5 +247,5 @@ class Program:
         fn = emulated_dtypes.at_boundary(self.function(self.module.entry),
                                          [a.type for a in main.args], main.result_types)
         if self.may_fuse and not _has_control_flow(self.module, self.module.entry):
-            return compiled(fn)
-        return fn
+            fn = compiled(fn)
+        return partial(_run_entry, fn, self)

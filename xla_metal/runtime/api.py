@@ -20,7 +20,7 @@ import mlx.core as mx
 import numpy as np
 
 from .. import __version__
-from ..bridge import keep
+from ..bridge import address_of, keep, kept_array, memory_at
 from ..compiler import compile_program, ir, ir_codec, plan_program
 from ..compiler.importer import module_text, readable, stablehlo_versions
 from ..compiler.lowering.callbacks import host_callback_names
@@ -197,8 +197,7 @@ def _type_meta(types: list[ir.TensorType | ir.TokenType]) -> tuple[Any, int]:
     for t in types:
         meta += [_PJRT_TOKEN, 0] if isinstance(t, ir.TokenType) else \
             [PJRT_TYPE[t.dtype], t.rank, *t.shape]
-    array = keep((C.c_int64 * max(len(meta), 1))(*meta))
-    return C.cast(array, C.POINTER(C.c_int64)), len(meta)
+    return kept_array(meta, C.c_int64), len(meta)
 
 
 def _platform(client: Client) -> str:
@@ -229,12 +228,10 @@ def _compile_into(args: Any, code: bytes, compiled: bytes = b"") -> None:
     args.fingerprint = keep(fingerprint.encode())
     memories = result_memory_ids(main.result_attrs, len(outputs))
     if any(m != MEMORY_KINDS.index(DEFAULT_MEMORY_KIND) for m in memories):
-        ids = keep((C.c_uint8 * len(memories))(*memories))
-        args.output_memories = C.cast(ids, C.POINTER(C.c_uint8))
+        args.output_memories = kept_array(memories, C.c_uint8)
     donatable = main.donatable()
     if any(donatable):
-        flags = keep((C.c_uint8 * len(donatable))(*donatable))
-        args.donatable = C.cast(flags, C.POINTER(C.c_uint8))
+        args.donatable = kept_array(donatable, C.c_uint8)
 
 
 def deserialize(args: Any) -> None:
@@ -245,9 +242,9 @@ def deserialize(args: Any) -> None:
 
 def serialize(args: Any) -> None:
     exe = _get(args.executable, Executable)
-    blob = keep(serialization.dump(exe.code, exe.platform, host_callback_names(exe.module),
-                                   ir_codec.encode(exe.module) or b""))
-    args.data = C.cast(C.c_char_p(blob), C.c_void_p)
+    blob = serialization.dump(exe.code, exe.platform, host_callback_names(exe.module),
+                              ir_codec.encode(exe.module) or b"")
+    args.data = address_of(blob)
     args.size = len(blob)
 
 
@@ -255,19 +252,16 @@ def program_text(args: Any) -> None:
     # JAX parses this text as MLIR (Compiled.as_text(), serialize_executable): hand back the
     # StableHLO program we compiled, printed.
     exe = _get(args.executable, Executable)
-    text = keep(module_text(exe.code).encode())
-    args.text = C.cast(C.c_char_p(text), C.c_void_p)
+    text = module_text(exe.code).encode()
+    args.text = address_of(text)
     args.size = len(text)
 
 
 def cost_analysis(args: Any) -> None:
     exe = _get(args.executable, Executable)
     costs = introspection.cost_analysis(readable(exe.code))  # XLA's reader, in this process
-    names = keep([keep(name.encode()) for name in costs])
-    name_array = keep((C.c_char_p * max(len(names), 1))(*names))
-    value_array = keep((C.c_double * max(len(costs), 1))(*costs.values()))
-    args.names = C.cast(name_array, C.POINTER(C.c_char_p))
-    args.values = C.cast(value_array, C.POINTER(C.c_double))
+    args.names = kept_array([address_of(name.encode()) for name in costs], C.c_char_p)
+    args.values = kept_array(list(costs.values()), C.c_double)
     args.count = len(costs)
 
 
@@ -311,8 +305,7 @@ def buffer_from_host(args: Any) -> None:
     elif not args.data:
         raise InvalidArgumentError("[transfer] host buffer pointer is NULL")
     else:  # C++ hands dense row-major data: it has already applied any byte strides
-        raw = (C.c_char * (count * dtype.itemsize)).from_address(args.data)
-        host = np.frombuffer(memoryview(raw), dtype).reshape(dims)
+        host = memory_at(args.data, count * dtype.itemsize).view(dtype).reshape(dims)
     # float64 has no GPU stream: on a GPU client it is held as a CPU-stream array
     stream = mx.cpu if name in CPU_ONLY_DTYPES else client.device
     with mx.stream(stream):

@@ -76,26 +76,29 @@ def _key_form(block: Block) -> tuple[int, str, str, Value] | None:
 def _same_chain(block: Block, x: Value, y: Value, ax: Value, ay: Value) -> bool:
     """x is computed from ax exactly as y is from ay (the same ops and attributes)."""
     producer = {id(r): o for o in block.ops for r in o.results}
+    return _same_values(x, y, block, ax, ay, producer)
 
-    def same(u: Value, v: Value) -> bool:
-        if u is ax and v is ay:
-            return True
-        if u is v:
-            return id(u) not in producer or not _depends(block, u)
-        pu, pv = producer.get(id(u)), producer.get(id(v))
-        if pu is None or pv is None or pu.op is not pv.op or pu.regions or pv.regions:
-            return False
-        if pu.op is Op.CONSTANT:
-            return bool((pu.attrs["value"] == pv.attrs["value"]).all()) if hasattr(
-                pu.attrs["value"], "all") else pu.attrs["value"] == pv.attrs["value"]
-        if {k: v for k, v in pu.attrs.items() if k != "value"} != \
-                {k: v for k, v in pv.attrs.items() if k != "value"}:
-            return False
-        if pu.results.index(u) != pv.results.index(v):
-            return False
-        return all(same(a, b) for a, b in zip(pu.operands, pv.operands, strict=True))
 
-    return same(x, y)
+def _same_values(u: Value, v: Value, block: Block, ax: Value, ay: Value,
+                 producer: dict[int, Operation]) -> bool:
+    # (a module-level function: a nested one calling itself would be a reference cycle)
+    if u is ax and v is ay:
+        return True
+    if u is v:
+        return id(u) not in producer or not _depends(block, u)
+    pu, pv = producer.get(id(u)), producer.get(id(v))
+    if pu is None or pv is None or pu.op is not pv.op or pu.regions or pv.regions:
+        return False
+    if pu.op is Op.CONSTANT:
+        return bool((pu.attrs["value"] == pv.attrs["value"]).all()) if hasattr(
+            pu.attrs["value"], "all") else pu.attrs["value"] == pv.attrs["value"]
+    if {k: v for k, v in pu.attrs.items() if k != "value"} != \
+            {k: v for k, v in pv.attrs.items() if k != "value"}:
+        return False
+    if pu.results.index(u) != pv.results.index(v):
+        return False
+    return all(_same_values(a, b, block, ax, ay, producer)
+               for a, b in zip(pu.operands, pv.operands, strict=True))
 
 
 _KEY_PLANS: weakref.WeakKeyDictionary[Operation, tuple[BlockPlan, list[int]]] = \
