@@ -85,7 +85,9 @@ Status BadCompileResult(const std::string& problem) {
 Status ReadValueTypes(const int64_t* meta, size_t meta_size, int32_t count, const char* what,
                       ValueTypes& values) {
   if (count < 0) return BadCompileResult(std::string("a negative number of ") + what + "s");
-  if (meta == nullptr && meta_size != 0) return BadCompileResult(std::string("no ") + what + " types");
+  if (meta == nullptr && meta_size != 0) {
+    return BadCompileResult(std::string("no ") + what + " types");
+  }
   size_t position = 0;
   for (int32_t i = 0; i < count; ++i) {
     const std::string which = std::string(what) + " " + std::to_string(i);
@@ -105,7 +107,9 @@ Status ReadValueTypes(const int64_t* meta, size_t meta_size, int32_t count, cons
     values.dims.insert(values.dims.end(), meta + position, meta + position + rank);
     position += static_cast<size_t>(rank);
   }
-  if (position != meta_size) return BadCompileResult(std::string("extra values in ") + what + " types");
+  if (position != meta_size) {
+    return BadCompileResult(std::string("extra values in ") + what + " types");
+  }
   return Ok();
 }
 
