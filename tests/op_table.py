@@ -25,11 +25,11 @@ INTS = SINTS + UINTS
 FLOATS = ("float32", "float16", "bfloat16")
 REALS = INTS + FLOATS
 ALL = BOOL + INTS + FLOATS + ("complex64",)
-X64 = ("int64", "uint64")
+X64 = ("int64", "uint64", "float64")  # run with jax.enable_x64
 
 # (rtol, atol) per dtype; ints and bools are exact
 TOL = {"float32": (2e-5, 1e-6), "float16": (2e-3, 1e-3), "bfloat16": (2e-2, 1e-2),
-       "complex64": (2e-5, 1e-6)}
+       "complex64": (2e-5, 1e-6), "float64": (1e-11, 1e-12)}
 
 
 def np_dtype(name: str) -> np.dtype:
@@ -67,7 +67,7 @@ def tolerance(case: Case, dtype: str) -> tuple[float, float]:
     if dtype in ("bool",) + INTS:
         return (0.0, 0.0)
     base = TOL.get(dtype, (2e-5, 1e-6))
-    if case.tol is None:
+    if case.tol is None or dtype == "float64":  # (a case's tol is for float32's rounding)
         return base
     if dtype in ("float32", "complex64"):
         return case.tol
@@ -585,30 +585,31 @@ def _conv(strides=(1, 1), padding="SAME", lhs_dil=None, rhs_dil=None, groups=1,
 
 CONV: list[Case] = [
     Case("conv2d_nhwc", _conv(), arrays(((2, 5, 6, 3), "*"), ((3, 3, 3, 4), "*")),
-         ("float32", "float16", "bfloat16"), tol=(1e-4, 1e-4), grad=True),
+         ("float32", "float16", "bfloat16", "float64"), tol=(1e-4, 1e-4), grad=True),
     Case("conv2d_nchw_strided", _conv((2, 1), ((1, 0), (2, 1)), dims=("NCHW", "OIHW", "NCHW")),
-         arrays(((2, 3, 7, 6), "*"), ((4, 3, 3, 2), "*")), ("float32",), tol=(1e-4, 1e-4),
+         arrays(((2, 3, 7, 6), "*"), ((4, 3, 3, 2), "*")), ("float32", "float64"), tol=(1e-4, 1e-4),
          grad=True),
     Case("conv2d_dilated", _conv((1, 2), ((0, 0), (1, 0)), lhs_dil=(2, 1), rhs_dil=(1, 2)),
-         arrays(((1, 5, 7, 2), "*"), ((2, 2, 2, 3), "*")), ("float32",), tol=(1e-4, 1e-4),
+         arrays(((1, 5, 7, 2), "*"), ((2, 2, 2, 3), "*")), ("float32", "float64"), tol=(1e-4, 1e-4),
          grad=True),
     Case("conv2d_negative_padding", _conv((1, 1), ((-1, 1), (0, -2))),
-         arrays(((1, 6, 6, 2), "*"), ((3, 2, 2, 2), "*")), ("float32",), tol=(1e-4, 1e-4),
+         arrays(((1, 6, 6, 2), "*"), ((3, 2, 2, 2), "*")), ("float32", "float64"), tol=(1e-4, 1e-4),
          grad=True),
     Case("conv2d_grouped", _conv(groups=2), arrays(((2, 5, 5, 4), "*"), ((3, 3, 2, 6), "*")),
-         ("float32",), tol=(1e-4, 1e-4), grad=True),
+         ("float32", "float64"), tol=(1e-4, 1e-4), grad=True),
     Case("conv1d", lambda x, w: lax.conv_general_dilated(x, w, (1,), "SAME",
                                                          dimension_numbers=("NWC", "WIO", "NWC")),
-         arrays(((2, 9, 3), "*"), ((4, 3, 5), "*")), ("float32",), tol=(1e-4, 1e-4), grad=True),
+         arrays(((2, 9, 3), "*"), ((4, 3, 5), "*")), ("float32", "float64"), tol=(1e-4, 1e-4),
+         grad=True),
     Case("conv3d", lambda x, w: lax.conv_general_dilated(
         x, w, (1, 1, 1), "VALID", dimension_numbers=("NDHWC", "DHWIO", "NDHWC")),
-        arrays(((1, 4, 4, 4, 2), "*"), ((2, 2, 2, 2, 3), "*")), ("float32",), tol=(1e-4, 1e-4),
-        grad=True),
+        arrays(((1, 4, 4, 4, 2), "*"), ((2, 2, 2, 2, 3), "*")), ("float32", "float64"),
+        tol=(1e-4, 1e-4), grad=True),
     # MLX groups only 1-D and 2-D convolutions: 3-D groups are split by our lowering
     Case("conv3d_grouped_strided", lambda x, w: lax.conv_general_dilated(
         x, w, (2, 1, 1), "SAME", rhs_dilation=(1, 2, 1), feature_group_count=3,
         dimension_numbers=("NDHWC", "DHWIO", "NDHWC")),
-        arrays(((2, 5, 4, 4, 6), "*"), ((2, 2, 2, 2, 9), "*")), ("float32", "float16"),
+        arrays(((2, 5, 4, 4, 6), "*"), ((2, 2, 2, 2, 9), "*")), ("float32", "float16", "float64"),
         tol=(1e-3, 1e-3), grad=True),
 ]
 

@@ -45,13 +45,15 @@ def _compare(param: Param, metal: jax.Device, cpu: jax.Device) -> None:
         assert len(got) == len(expected)
         for i, (e, g) in enumerate(zip(expected, got, strict=True)):
             check(e, g, tol, f"{param.id} {mode} result {i}")
-    grads = _grad_of_float_args(case.fn, args) if case.grad and param.dtype == "float32" \
-        else None
+    grads = _grad_of_float_args(case.fn, args) \
+        if case.grad and param.dtype in ("float32", "float64") else None
     if grads is not None:
         expected_g = _leaves(grads, args, cpu, jit=True)
         got_g = _leaves(grads, args, metal, jit=True)
+        grad_tol = (tol[0] * 10, tol[1] * 10) if param.dtype == "float64" else \
+            (max(tol[0], 1e-4), max(tol[1], 1e-5))
         for i, (e, g) in enumerate(zip(expected_g, got_g, strict=True)):
-            check(e, g, (max(tol[0], 1e-4), max(tol[1], 1e-5)), f"{param.id} grad {i}")
+            check(e, g, grad_tol, f"{param.id} grad {i}")
 
 
 @pytest.mark.parametrize("param", PARAMS, ids=[p.id for p in PARAMS])

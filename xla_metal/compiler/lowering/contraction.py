@@ -21,6 +21,10 @@ from .registry import lowering, register_check, single
 from .shape import out_type, pad, permuted
 
 _INEXACT = (mx.float16, mx.bfloat16, mx.float32, mx.float64, mx.complex64)
+# The types MLX's convolution computes at their own precision. Its float64 convolution
+# computes at float32's (1e-6 off, measured against numpy) and refuses input dilation, so
+# float64 convolves as the integers do: a sum over window taps of (float64) matmuls.
+_MLX_CONV = (mx.float16, mx.bfloat16, mx.float32, mx.complex64)
 _CHUNK_ELEMENTS = 1 << 24
 
 
@@ -113,8 +117,9 @@ def _dot_general(ctx, op: Operation, lhs: mx.array, rhs: mx.array) -> mx.array:
 
 # Convolutions run in [N, *spatial, C] x [O, *window, I] layout. Real floats go to MLX's
 # convolution; complex64 is four real convolutions; integers and bools (which MLX's
-# convolution does not take, and which must wrap exactly like XLA) are a sum over window
-# taps of exact matmuls. No spatial dimensions is one spatial dimension of size 1.
+# convolution does not take, and which must wrap exactly like XLA) and float64 (_MLX_CONV)
+# are a sum over window taps of exact matmuls. No spatial dimensions is one spatial
+# dimension of size 1.
 
 _REAL_FLOAT = ("float16", "bfloat16", "float32", "float64")
 _EXACT = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool")
@@ -240,7 +245,7 @@ def _complex_conv(x: mx.array, w: mx.array, win: _Window) -> mx.array:
 
 
 def _exact_conv(x: mx.array, w: mx.array, win: _Window) -> mx.array:
-    """Sum over window taps of [N*P, G, I] x [G, I, O/G] exact matmuls."""
+    """Sum over window taps of [N*P, G, I] x [G, I, O/G] exact matmuls (float64: MLX's)."""
     x = _pad_spatial(x, win)
     n, c, o = x.shape[0], x.shape[-1], w.shape[0]
     g = win.groups
@@ -255,7 +260,7 @@ def _exact_conv(x: mx.array, w: mx.array, win: _Window) -> mx.array:
                     zip(tap, win.rhs_dil, out_sp, win.strides, strict=True))
         xs = x[(slice(None), *idx, slice(None))].reshape(n * p, g, i).transpose(1, 0, 2)
         wk = w[(slice(None), *tap, slice(None))].reshape(g, og, i).transpose(0, 2, 1)
-        part = _int_matmul(xs, wk)
+        part = mx.matmul(xs, wk) if x.dtype == mx.float64 else _int_matmul(xs, wk)
         acc = (acc | part) if x.dtype == mx.bool_ else acc + part
     return acc.transpose(1, 0, 2).reshape(n, *out_sp, o)
 
@@ -263,7 +268,7 @@ def _exact_conv(x: mx.array, w: mx.array, win: _Window) -> mx.array:
 def _conv(x: mx.array, w: mx.array, win: _Window) -> mx.array:
     if x.dtype == mx.complex64:
         return _complex_conv(x, w, win)
-    if x.dtype in _INEXACT:
+    if x.dtype in _MLX_CONV:
         return _float_conv(x, w, win)
     return _exact_conv(x, w, win)
 
@@ -290,7 +295,7 @@ def _convolution(ctx, op: Operation, lhs: mx.array, rhs: mx.array) -> mx.array:
                       dn.kernel_input_feature_dimension]).astype(dtype)
     win = _window(op, nsp, ctx.program.platform)
     reversal = [bool(r) for r in op.attrs.get("window_reversal") or ()]
-    if nsp and all(reversal) and len(reversal) == nsp and dtype in _INEXACT:
+    if nsp and all(reversal) and len(reversal) == nsp and dtype in _MLX_CONV:
         win.flip = True  # the float convolution flips the kernel (its backend's choice)
     elif any(reversal):
         idx = tuple([slice(None)] + [slice(None, None, -1) if r else slice(None)
