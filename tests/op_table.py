@@ -43,7 +43,7 @@ class Case:
     make: Callable[[np.random.Generator, str], tuple[Any, ...]]
     dtypes: tuple[str, ...] = ("float32",)
     tol: tuple[float, float] | None = None  # overrides TOL for float dtypes (rtol, atol)
-    grad: bool = False  # check jax.grad too (float32 only)
+    grad: bool = False  # check jax.grad too (float32 and float64)
     tags: tuple[str, ...] = field(default_factory=tuple)
 
 
