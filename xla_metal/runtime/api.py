@@ -154,7 +154,6 @@ class Executable:
     run: Any                      # the entry function: MLX arrays -> MLX arrays
     module: ir.Module
     fingerprint: str
-    inputs: execution.Signature
     outputs: execution.Signature
     code: bytes                   # the program as received: what serialization keeps
     platform: str
@@ -217,8 +216,8 @@ def _compile_into(args: Any, code: bytes, compiled: bytes = b"") -> None:
     outputs = _signature_types(main.result_types, "a result")
     fingerprint = hashlib.sha256(code + f"|{__version__}|{platform}".encode()).hexdigest()
     exe = Executable(client, program.entry(), module, fingerprint,
-                     execution.Signature(tuple(inputs)), execution.Signature(tuple(outputs)),
-                     code, platform, execution.runs_inline(module))
+                     execution.Signature(tuple(outputs)), code, platform,
+                     execution.runs_inline(module))
     args.executable = _new_handle(exe)
     args.name = keep(main.name.encode())
     args.num_args = len(main.args)

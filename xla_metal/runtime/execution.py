@@ -40,7 +40,7 @@ import mlx.core as mx
 
 from ..compiler import ir
 from ..compiler.placement import evaluate
-from ..errors import InvalidArgumentError, XlaMetalError
+from ..errors import XlaMetalError
 from .dtypes import NAME_OF_MLX_DTYPE, storage_name, storage_shape
 
 SYNCHRONOUS = os.environ.get("XLA_METAL_SYNC_EXECUTE", "0") == "1"
@@ -102,8 +102,8 @@ def _is_token_value(array: mx.array) -> bool:
 
 @dataclass(frozen=True)
 class Signature:
-    """What an executable's arguments or results must be. Arguments are checked in C++
-    (Execute compares each buffer's type with the program's); results here, once."""
+    """What an executable's results must be, checked once (its arguments are checked in
+    C++: Execute compares each buffer's type with the program's)."""
 
     types: tuple[ir.TensorType | ir.TokenType, ...]
 
@@ -150,12 +150,10 @@ def execute(exe: Any, args: Any, handles: dict[int, Any], give_up: Any,
     `handles` is the handle table, `give_up(handles)` drops donated arguments from it and
     `new_handles(arrays)` adds the results (a range of consecutive handles)."""
     num_args = args.num_args
-    if num_args != len(exe.inputs.types):
-        raise InvalidArgumentError(f"[execute] @{exe.module.entry} takes "
-                                   f"{len(exe.inputs.types)} arguments, got {num_args}")
     # (a slice of a ctypes pointer is one C call, indexing it one per element)
     argument_handles = args.args[:num_args]
-    try:  # C++ has checked that each is a live buffer of the parameter's type
+    # C++ has checked the count, and that each is a live buffer of the parameter's type
+    try:
         inputs = list(map(handles.__getitem__, argument_handles))
     except KeyError as missing:
         raise XlaMetalError(f"[execute] internal error: buffer {missing} is live in C++ but "
