@@ -141,6 +141,50 @@ def test_literals_and_constants(metal) -> None:
 def test_ops_we_cannot_run_are_refused_by_name(metal) -> None:
     with jax.enable_x64(True):
         z = jax.device_put(_z(), metal)
-        for f in (jnp.fft.fft, jnp.prod, jnp.sort, lambda a: jnp.cumprod(a, axis=1)):
+        for f in (jnp.prod, jnp.sort, lambda a: jnp.cumprod(a, axis=1),
+                  lambda a: jnp.linalg.inv(a[:, :2])):
             with pytest.raises(jax.errors.JaxRuntimeError, match="complex128 is not supported"):
                 jax.jit(f)(z).block_until_ready()
+
+
+# FFT lengths that take each path of lowering/fft_float64.py: one DFT product (<= 64), the
+# four-step split (composite), Bluestein's chirp (a prime over 64), and the split over primes.
+FFT_LENGTHS = [1, 2, 7, 64, 100, 128, 97, 1031, 2 * 67]
+FFT_RTOL = 1e-13  # relative to the largest magnitude of the transform: rounding grows with n
+
+
+def _spectrum_close(got, want) -> None:
+    assert got.dtype == want.dtype and got.shape == want.shape
+    scale = max(float(np.max(np.abs(want), initial=0.0)), 1e-300)
+    np.testing.assert_allclose(got, want, rtol=0, atol=FFT_RTOL * scale)
+
+
+@pytest.mark.parametrize("n", FFT_LENGTHS)
+@pytest.mark.parametrize("kind", ["fft", "ifft", "rfft", "irfft"])
+def test_fft_value(kind, n, metal, cpu) -> None:
+    z = _z((3, n))
+    f, arg = {"fft": (jnp.fft.fft, z), "ifft": (jnp.fft.ifft, z),
+              "rfft": (jnp.fft.rfft, z.real),
+              "irfft": (lambda a: jnp.fft.irfft(a, n=n), np.fft.rfft(z.real))}[kind]
+    _spectrum_close(*_both(f, arg, metal=metal, cpu=cpu))
+
+
+@pytest.mark.parametrize("f,shape,real", [
+    (jnp.fft.fft2, (2, 6, 70), False), (jnp.fft.ifftn, (5, 4, 3), False),
+    (jnp.fft.rfftn, (4, 6, 10), True), (lambda a: jnp.fft.irfftn(a, s=(6, 10)), (6, 6), False),
+    (lambda a: jnp.fft.fft(a, axis=0), (67, 3), False), (jnp.fft.fft, (0, 8), False)])
+def test_fft_over_several_axes(f, shape, real, metal, cpu) -> None:
+    z = _z(shape)
+    _spectrum_close(*_both(f, z.real if real else z, metal=metal, cpu=cpu))
+
+
+@pytest.mark.parametrize("kind", ["fft", "rfft", "irfft"])
+def test_fft_gradient(kind, metal, cpu) -> None:
+    f = {"fft": jnp.fft.fft, "rfft": jnp.fft.rfft, "irfft": lambda a: jnp.fft.irfft(a, n=130)}
+    weights = np.linspace(0.5, 2.0, 130)
+
+    def loss(a):
+        y = f[kind](a)
+        return jnp.sum(jnp.abs(y) ** 2 * weights[:y.shape[-1]])
+    arg = {"fft": _z((2, 97)), "rfft": _z((2, 130)).real, "irfft": _z((2, 66))}[kind]
+    _spectrum_close(*_both(jax.grad(loss), arg, metal=metal, cpu=cpu))

@@ -8,7 +8,8 @@ buffers transfer bit-exact (runtime/dtypes.py) and run on MLX's CPU stream like 
 - control flow and calls pass the pairs through untouched;
 - arithmetic and the elementary functions have rules here, in float64 (exp, sin and cos
   from lowering/float64_math.py: MLX's own are only float32-accurate in float64);
-- anything else (fft, linear algebra, sort, bitcast, ...) is an error naming the op and
+- FFTs have their own, in float64 (lowering/fft_float64.py);
+- anything else (linear algebra, sort, bitcast, ...) is an error naming the op and
   complex128.
 """
 
@@ -22,6 +23,7 @@ import numpy as np
 
 from ..errors import UnimplementedError
 from .ir import Op, Operation, TensorType, Value
+from .lowering.fft_float64 import fft as _fft
 from .lowering.float64_math import exp as _exp_real
 from .lowering.float64_math import sin_cos as _sin_cos
 from .lowering.regions import combiner
@@ -339,7 +341,7 @@ OWN: dict[Op, Rule] = {
     **{o: _unary(f) for o, f in UNARY.items()},
     **{o: _binary(f) for o, f in BINARY.items()},
     Op.ABS: _abs, Op.SIGN: _sign, Op.REAL: _real, Op.IMAG: _imag, Op.COMPLEX: _complex,
-    Op.COMPARE: _compare, Op.CONVERT: _convert,
+    Op.COMPARE: _compare, Op.CONVERT: _convert, Op.FFT: _fft,
 }
 
 
@@ -380,7 +382,7 @@ def adapt(operation: Operation, rule: Rule) -> Rule:
         return _dot(operation, rule)
     raise UnimplementedError(f"[{op.value}] complex128 is not supported on metal for this op "
                              f"(MLX has no complex128; it is emulated for element-wise "
-                             f"arithmetic, shape ops, dots and sums){operation.where()}")
+                             f"arithmetic, shape ops, dots, sums and FFTs){operation.where()}")
 
 
 __all__ = ["NAME", "adapt", "involves", "pair", "parts"]
