@@ -42,7 +42,8 @@ UNARY = {
     "sign": jnp.sign, "real": jnp.real, "imag": jnp.imag, "conj": jnp.conj,
     "square": jnp.square, "reciprocal": jnp.reciprocal, "angle": jnp.angle,
     "sum": jnp.sum, "sum_axis": lambda z: jnp.sum(z, axis=1), "mean": jnp.mean,
-    "cumsum": lambda z: jnp.cumsum(z, axis=1),
+    "cumsum": lambda z: jnp.cumsum(z, axis=1), "prod": jnp.prod,
+    "prod_axis": lambda z: jnp.prod(z, axis=0), "prod_none": lambda z: jnp.prod(z[:, :0], axis=1),
     "transpose": lambda z: z.T, "reshape": lambda z: z.reshape(3, 2),
     "broadcast": lambda z: jnp.broadcast_to(z, (4, 2, 3)), "slice": lambda z: z[:, 1:],
     "reverse": lambda z: z[:, ::-1], "pad": lambda z: jnp.pad(z, 1, constant_values=1 - 2j),
@@ -141,8 +142,8 @@ def test_literals_and_constants(metal) -> None:
 def test_ops_we_cannot_run_are_refused_by_name(metal) -> None:
     with jax.enable_x64(True):
         z = jax.device_put(_z(), metal)
-        for f in (jnp.prod, jnp.sort, lambda a: jnp.cumprod(a, axis=1),
-                  lambda a: jnp.linalg.inv(a[:, :2])):
+        for f in (jnp.sort, lambda a: jnp.cumprod(a, axis=1),
+                  lambda a: jnp.linalg.eigh(a[:, :2])):
             with pytest.raises(jax.errors.JaxRuntimeError, match="complex128 is not supported"):
                 jax.jit(f)(z).block_until_ready()
 
@@ -188,3 +189,63 @@ def test_fft_gradient(kind, metal, cpu) -> None:
         return jnp.sum(jnp.abs(y) ** 2 * weights[:y.shape[-1]])
     arg = {"fft": _z((2, 97)), "rfft": _z((2, 130)).real, "irfft": _z((2, 66))}[kind]
     _spectrum_close(*_both(jax.grad(loss), arg, metal=metal, cpu=cpu))
+
+
+def _hermitian_positive_definite(n: int, batch=(2,)) -> np.ndarray:
+    m = _z((*batch, n, n))
+    return m @ np.conj(np.swapaxes(m, -1, -2)) + n * np.eye(n)
+
+
+# 3: one block of lowering/linalg.py's blocked substitution; 70: more than one (of 64 rows).
+@pytest.mark.parametrize("n", [3, 70])
+def test_cholesky_and_cho_solve(n, metal, cpu) -> None:
+    a, b = _hermitian_positive_definite(n), _z((2, n, 3), seed=2)
+    _spectrum_close(*_both(jnp.linalg.cholesky, a, metal=metal, cpu=cpu))
+    _spectrum_close(*_both(lambda a, b: jax.scipy.linalg.cho_solve(
+        jax.scipy.linalg.cho_factor(a), b), a, b, metal=metal, cpu=cpu))
+
+
+def test_cholesky_of_a_matrix_not_positive_definite_is_nan(metal, cpu) -> None:
+    a = np.stack([-np.eye(3), np.eye(3)]).astype(np.complex128)
+    got, want = _both(jnp.linalg.cholesky, a, metal=metal, cpu=cpu)
+    np.testing.assert_array_equal(got, want)  # NaN where CPU has NaN, the identity factored
+
+
+@pytest.mark.parametrize("left_side", [True, False])
+@pytest.mark.parametrize("lower", [True, False])
+@pytest.mark.parametrize("transpose_a,conjugate_a", [(False, False), (True, False),
+                                                     (True, True), (False, True)])
+@pytest.mark.parametrize("unit_diagonal", [False, True])
+def test_triangular_solve(left_side, lower, transpose_a, conjugate_a, unit_diagonal, metal,
+                          cpu) -> None:
+    n = 70
+    t = np.tril(_z((2, n, n))) + 4 * np.eye(n)
+    a = t if lower else np.swapaxes(t, -1, -2)
+    b = _z((2, n, 3) if left_side else (2, 3, n), seed=2)
+
+    def solve(a, b):
+        return lax.linalg.triangular_solve(a, b, left_side=left_side, lower=lower,
+                                           transpose_a=transpose_a, conjugate_a=conjugate_a,
+                                           unit_diagonal=unit_diagonal)
+    _spectrum_close(*_both(solve, a, b, metal=metal, cpu=cpu))
+
+
+def test_cholesky_and_triangular_solve_gradients(metal, cpu) -> None:
+    def loss(m, b):
+        a = m @ jnp.conj(m.T) + 6 * jnp.eye(6)
+        x = jax.scipy.linalg.solve_triangular(jnp.linalg.cholesky(a), b, lower=True)
+        return jnp.sum(jnp.abs(x) ** 2)
+    got, want = _both(jax.grad(loss, argnums=(0, 1)), _z((6, 6)), _z((6, 2), seed=2),
+                      metal=metal, cpu=cpu)
+    for g, w in zip(got, want, strict=True):
+        _spectrum_close(g, w)
+
+
+@pytest.mark.parametrize("name", ["solve", "inv", "det", "slogdet"])
+def test_solve_inverse_determinant(name, metal, cpu) -> None:
+    # JAX's own LU on 'metal' (triangular solves, products and dots, all emulated here)
+    f = {"solve": jnp.linalg.solve, "inv": lambda a, b: jnp.linalg.inv(a) @ b,
+         "det": lambda a, b: jnp.linalg.det(a), "slogdet": lambda a, b: jnp.linalg.slogdet(a)}
+    got, want = _both(f[name], _z((2, 40, 40)), _z((2, 40, 3), seed=2), metal=metal, cpu=cpu)
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        _spectrum_close(g, w)

@@ -8,8 +8,10 @@ buffers transfer bit-exact (runtime/dtypes.py) and run on MLX's CPU stream like 
 - control flow and calls pass the pairs through untouched;
 - arithmetic and the elementary functions have rules here, in float64 (exp, sin and cos
   from lowering/float64_math.py: MLX's own are only float32-accurate in float64);
-- FFTs have their own, in float64 (lowering/fft_float64.py);
-- anything else (linear algebra, sort, bitcast, ...) is an error naming the op and
+- products (a reduce by multiplication) are halved pairwise, in float64 here;
+- FFTs, Cholesky and triangular solves have their own, in float64 (lowering/fft_float64.py,
+  lowering/linalg_complex128.py);
+- anything else (other linear algebra, sort, bitcast, ...) is an error naming the op and
   complex128.
 """
 
@@ -26,6 +28,8 @@ from .ir import Op, Operation, TensorType, Value
 from .lowering.fft_float64 import fft as _fft
 from .lowering.float64_math import exp as _exp_real
 from .lowering.float64_math import sin_cos as _sin_cos
+from .lowering.linalg_complex128 import cholesky as _cholesky
+from .lowering.linalg_complex128 import triangular_solve as _triangular_solve
 from .lowering.regions import combiner
 
 NAME = "complex128"
@@ -342,7 +346,26 @@ OWN: dict[Op, Rule] = {
     **{o: _binary(f) for o, f in BINARY.items()},
     Op.ABS: _abs, Op.SIGN: _sign, Op.REAL: _real, Op.IMAG: _imag, Op.COMPLEX: _complex,
     Op.COMPARE: _compare, Op.CONVERT: _convert, Op.FFT: _fft,
+    Op.CHOLESKY: _cholesky, Op.TRIANGULAR_SOLVE: _triangular_solve,
 }
+
+
+def _product(ctx: Any, op: Operation, z: mx.array, init: mx.array) -> list[mx.array]:
+    """A reduce by multiplication: the reduced axes flattened into one, halved by pairwise
+    products (log2 of its length rounds, each one complex multiply), times the init."""
+    axes = sorted(int(d) for d in op.attrs["dimensions"])
+    kept = [d for d in range(z.ndim - 1) if d not in axes]
+    z = mx.transpose(z, [*kept, *axes, z.ndim - 1])
+    z = z.reshape(*z.shape[:len(kept)], -1, 2)
+    while z.shape[-2] > 1:
+        if z.shape[-2] % 2:  # one more factor of 1
+            one = mx.broadcast_to(mx.array([1.0, 0.0], mx.float64), (*z.shape[:-2], 1, 2))
+            z = mx.concatenate([z, one], axis=-2)
+        half = z.shape[-2] // 2
+        z = pair(*_mul(parts(z[..., :half, :]), parts(z[..., half:, :])))
+    if z.shape[-2] == 0:  # nothing reduced: the init alone
+        return [mx.broadcast_to(init, (*z.shape[:-2], 2))]
+    return [pair(*_mul(parts(z[..., 0, :]), parts(init)))]
 
 
 def _dot(operation: Operation, rule: Rule) -> Rule:
@@ -378,11 +401,15 @@ def adapt(operation: Operation, rule: Rule) -> Rule:
     if op in SUMMING and len(operation.results) == 1 and operation.regions and \
             combiner(operation.regions[0]) in SUMMING[op]:
         return _partwise(operation, rule)
+    if op is Op.REDUCE and len(operation.results) == 1 and operation.regions and \
+            combiner(operation.regions[0]) == "MUL":
+        return _product
     if op is Op.DOT_GENERAL and all(_is_pair(r) for r in operation.results):
         return _dot(operation, rule)
     raise UnimplementedError(f"[{op.value}] complex128 is not supported on metal for this op "
                              f"(MLX has no complex128; it is emulated for element-wise "
-                             f"arithmetic, shape ops, dots, sums and FFTs){operation.where()}")
+                             f"arithmetic, shape ops, dots, sums, products, FFTs, Cholesky and "
+                             f"triangular solves){operation.where()}")
 
 
 __all__ = ["NAME", "adapt", "involves", "pair", "parts"]
