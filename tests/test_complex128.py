@@ -67,6 +67,10 @@ BINARY = {
     "add": jnp.add, "sub": jnp.subtract, "mul": jnp.multiply, "div": jnp.divide,
     "pow": jnp.power, "complex": lambda x, y: lax.complex(x.real, y.imag),
     "mixed_dot": lambda x, y: x @ y.real.T, "real_by_complex": lambda x, y: x.real * y,
+    "conv": lambda x, y: lax.conv(x[None, None], y[None, None, :, :2], (1, 1), "SAME"),
+    "conv_dilated": lambda x, y: lax.conv_general_dilated(
+        x[None, None], y[None, None, :, :2], (1, 2), ((1, 0), (0, 2)), lhs_dilation=(2, 1),
+        rhs_dilation=(1, 2)),
 }
 
 
@@ -92,7 +96,7 @@ def test_unary_gradient(name, metal, cpu) -> None:
     _check(*_both(jax.grad(loss), _z(), metal=metal, cpu=cpu))
 
 
-@pytest.mark.parametrize("name", ["mul", "div", "pow", "add"])
+@pytest.mark.parametrize("name", ["mul", "div", "pow", "add", "conv", "conv_dilated"])
 def test_binary_gradient(name, metal, cpu) -> None:
     f = BINARY[name]
 

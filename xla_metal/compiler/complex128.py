@@ -8,7 +8,8 @@ buffers transfer bit-exact (runtime/dtypes.py) and run on MLX's CPU stream like 
 - control flow and calls pass the pairs through untouched;
 - arithmetic and the elementary functions have rules here, in float64 (exp, sin and cos
   from lowering/float64_math.py: MLX's own are only float32-accurate in float64);
-- products (a reduce by multiplication) are halved pairwise, in float64 here;
+- dots and convolutions are four real ones (float64's rules), products (a reduce by
+  multiplication) are halved pairwise;
 - FFTs, Cholesky and triangular solves have their own, in float64 (lowering/fft_float64.py,
   lowering/linalg_complex128.py);
 - anything else (other linear algebra, sort, bitcast, ...) is an error naming the op and
@@ -368,8 +369,8 @@ def _product(ctx: Any, op: Operation, z: mx.array, init: mx.array) -> list[mx.ar
     return [pair(*_mul(parts(z[..., 0, :]), parts(init)))]
 
 
-def _dot(operation: Operation, rule: Rule) -> Rule:
-    """Four real dots: (a + bi)(c + di) = (ac - bd) + (ad + bc)i."""
+def _bilinear(operation: Operation, rule: Rule) -> Rule:
+    """Four real dots (or convolutions): (a + bi)(c + di) = (ac - bd) + (ad + bc)i."""
     real_op = _real_copy(operation)
     lhs_pair, rhs_pair = (_is_pair(v) for v in operation.operands[:2])
 
@@ -404,11 +405,12 @@ def adapt(operation: Operation, rule: Rule) -> Rule:
     if op is Op.REDUCE and len(operation.results) == 1 and operation.regions and \
             combiner(operation.regions[0]) == "MUL":
         return _product
-    if op is Op.DOT_GENERAL and all(_is_pair(r) for r in operation.results):
-        return _dot(operation, rule)
+    if op in (Op.DOT_GENERAL, Op.CONVOLUTION) and all(_is_pair(r) for r in operation.results):
+        return _bilinear(operation, rule)
     raise UnimplementedError(f"[{op.value}] complex128 is not supported on metal for this op "
                              f"(MLX has no complex128; it is emulated for element-wise "
-                             f"arithmetic, shape ops, dots, sums, products, FFTs, Cholesky and "
+                             f"arithmetic, shape ops, dots, convolutions, sums, products, FFTs, "
+                             f"Cholesky and "
                              f"triangular solves){operation.where()}")
 
 

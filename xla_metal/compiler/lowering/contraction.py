@@ -127,7 +127,8 @@ _EXACT = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint6
 
 def _check_convolution(op: Operation) -> None:
     t = out_type(op)
-    if t.dtype not in (*_REAL_FLOAT, "complex64", *_EXACT):
+    # (complex128 is four float64 convolutions: compiler/complex128.py)
+    if t.dtype not in (*_REAL_FLOAT, "complex64", "complex128", *_EXACT):
         raise UnimplementedError(f"[stablehlo.convolution] element type {t.dtype} is not "
                                  f"supported on metal{op.where()}")
     dn: ConvDims = op.attrs["dimension_numbers"]
