@@ -132,6 +132,20 @@ def test_rng_bit_generator_widths(dtype, metal, cpu):
         _same(fn, (key,), metal, cpu, dtype)
 
 
+# Shapes that take each layout of XLA's Threefry: a scalar, an even axis first, no even axis
+# (the longest is halved), an empty one, and trivial axes.
+@pytest.mark.parametrize("shape", [(), (5,), (5, 7), (6, 5), (3, 0), (2, 3, 4), (1, 1, 3)])
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "uint32", "uint64"])
+def test_rng_bit_generator_threefry_bit_for_bit(shape, dtype, metal, cpu):
+    with jax.enable_x64(True):
+        key = np.array([0x1234567890ABCDEF, 2**64 - 3], np.uint64)  # the counter wraps
+        fn = lambda k: lax.rng_bit_generator(k, shape, dtype=np_dtype(dtype),
+                                             algorithm=lax.RandomAlgorithm.RNG_THREE_FRY)
+        for want, got in zip(_run(fn, (key,), cpu), _run(fn, (key,), metal), strict=True):
+            assert got.shape == want.shape and got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+
+
 _INF = np.inf
 _EDGE = np.array([complex(-_INF, 0), complex(-_INF, _INF), complex(-_INF, -_INF),
                   complex(_INF, 2), complex(1.7e23, 0), complex(88.5, 0), complex(0.5, -1.5),
