@@ -61,6 +61,7 @@ UNARY = {
     "eq": lambda z: z == jnp.where(z.real > 0, z, 0), "ne": lambda z: z != z[::-1],
     "matmul": lambda z: z @ z.T, "vecdot": lambda z: jnp.vdot(z, z),
     "while": lambda z: lax.fori_loop(0, 3, lambda i, c: c * (0.5 + 0.5j) + 1, z),
+    "iota": lambda z: z + lax.broadcasted_iota(jnp.complex128, z.shape, 1),
     "cond": lambda z: lax.cond(z[0, 0].real > 0, lambda c: c * 1j, lambda c: c - 1, z),
 }
 BINARY = {

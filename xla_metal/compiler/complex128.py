@@ -5,7 +5,8 @@ buffers transfer bit-exact (runtime/dtypes.py) and run on MLX's CPU stream like 
 `adapt(operation, rule)` gives the rule an op runs with when complex128 is involved:
 - ops that move values, or treat the two parts alike (reshape, slice, gather, pad, select,
   a sum, ...), run their own rule twice, once per part, on a float64 copy of the operation;
-- control flow and calls pass the pairs through untouched;
+- control flow and calls pass the pairs through untouched; iota is its float64 self, paired
+  with zeros;
 - arithmetic and the elementary functions have rules here, in float64 (exp, sin and cos
   from lowering/float64_math.py: MLX's own are only float32-accurate in float64);
 - dots and convolutions are four real ones (float64's rules), products (a reduce by
@@ -369,6 +370,17 @@ def _product(ctx: Any, op: Operation, z: mx.array, init: mx.array) -> list[mx.ar
     return [pair(*_mul(parts(z[..., 0, :]), parts(init)))]
 
 
+def _real_valued(operation: Operation, rule: Rule) -> Rule:
+    """An op whose complex128 result has real values only (iota): its float64 rule, paired
+    with zeros."""
+    real_op = _real_copy(operation)
+
+    def run(ctx: Any, op: Operation, *args: Any) -> list[mx.array]:
+        return [pair(r, mx.zeros_like(r)) for r in rule(ctx, real_op, *args)]
+
+    return run
+
+
 def _bilinear(operation: Operation, rule: Rule) -> Rule:
     """Four real dots (or convolutions): (a + bi)(c + di) = (ac - bd) + (ad + bc)i."""
     real_op = _real_copy(operation)
@@ -405,6 +417,8 @@ def adapt(operation: Operation, rule: Rule) -> Rule:
     if op is Op.REDUCE and len(operation.results) == 1 and operation.regions and \
             combiner(operation.regions[0]) == "MUL":
         return _product
+    if op is Op.IOTA:
+        return _real_valued(operation, rule)
     if op in (Op.DOT_GENERAL, Op.CONVOLUTION) and all(_is_pair(r) for r in operation.results):
         return _bilinear(operation, rule)
     raise UnimplementedError(f"[{op.value}] complex128 is not supported on metal for this op "
