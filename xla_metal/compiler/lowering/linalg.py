@@ -22,8 +22,9 @@ Two kinds of kernels:
 complex64 goes where MLX's LAPACK calls take float32/float64 only through exact real forms:
 a Hermitian positive-definite matrix A = X + iY factors as the real symmetric 2n x 2n matrix
 with 2x2 blocks [[x, -y], [y, x]], whose Cholesky factor is the same embedding of A's. MLX has
-no complex128 (refused by name at compile time by the dtype check); float64 runs where MLX has
-it (its CPU stream).
+no complex128: its Cholesky and triangular solves are lowering/linalg_complex128.py's (float64
+pairs, through compiler/complex128.py), its other linear algebra is refused by name; float64
+runs where MLX has it (its CPU stream).
 """
 
 from __future__ import annotations
