@@ -44,6 +44,7 @@ UNARY = {
     "sum": jnp.sum, "sum_axis": lambda z: jnp.sum(z, axis=1), "mean": jnp.mean,
     "cumsum": lambda z: jnp.cumsum(z, axis=1), "prod": jnp.prod,
     "prod_axis": lambda z: jnp.prod(z, axis=0), "prod_none": lambda z: jnp.prod(z[:, :0], axis=1),
+    "prod_of_empty_rows": lambda z: jnp.prod(z[:0], axis=1),
     "transpose": lambda z: z.T, "reshape": lambda z: z.reshape(3, 2),
     "broadcast": lambda z: jnp.broadcast_to(z, (4, 2, 3)), "slice": lambda z: z[:, 1:],
     "reverse": lambda z: z[:, ::-1], "pad": lambda z: jnp.pad(z, 1, constant_values=1 - 2j),

@@ -19,6 +19,7 @@ buffers transfer bit-exact (runtime/dtypes.py) and run on MLX's CPU stream like 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -358,7 +359,7 @@ def _product(ctx: Any, op: Operation, z: mx.array, init: mx.array) -> list[mx.ar
     axes = sorted(int(d) for d in op.attrs["dimensions"])
     kept = [d for d in range(z.ndim - 1) if d not in axes]
     z = mx.transpose(z, [*kept, *axes, z.ndim - 1])
-    z = z.reshape(*z.shape[:len(kept)], -1, 2)
+    z = z.reshape(*z.shape[:len(kept)], math.prod(z.shape[len(kept):-1]), 2)
     while z.shape[-2] > 1:
         if z.shape[-2] % 2:  # one more factor of 1
             one = mx.broadcast_to(mx.array([1.0, 0.0], mx.float64), (*z.shape[:-2], 1, 2))
@@ -424,8 +425,7 @@ def adapt(operation: Operation, rule: Rule) -> Rule:
     raise UnimplementedError(f"[{op.value}] complex128 is not supported on metal for this op "
                              f"(MLX has no complex128; it is emulated for element-wise "
                              f"arithmetic, shape ops, dots, convolutions, sums, products, FFTs, "
-                             f"Cholesky and "
-                             f"triangular solves){operation.where()}")
+                             f"Cholesky and triangular solves){operation.where()}")
 
 
 __all__ = ["NAME", "adapt", "involves", "pair", "parts"]
