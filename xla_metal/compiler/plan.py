@@ -160,10 +160,11 @@ def _printed_badly(value: mx.array) -> bool:
     float -0.0 as `static_cast<float>(-0)`, which is +0.0 (the integer -0)."""
     if value.size != 1 or not mx.issubdtype(value.dtype, mx.inexact):
         return False
-    if value.dtype == mx.complex64 and not bool(mx.all(mx.isfinite(value)).item()):
-        return True
-    parts = [mx.real(value), mx.imag(value)] if value.dtype == mx.complex64 else [value]
-    return any(bool(((p == 0) & (1.0 / p < 0)).all().item()) for p in parts)  # 1/-0.0 = -inf
+    with mx.stream(mx.cpu):  # a float64 constant cannot be looked at on a GPU stream
+        if value.dtype == mx.complex64 and not bool(mx.all(mx.isfinite(value)).item()):
+            return True
+        parts = [mx.real(value), mx.imag(value)] if value.dtype == mx.complex64 else [value]
+        return any(bool(((p == 0) & (1.0 / p < 0)).all().item()) for p in parts)  # 1/-0.0: -inf
 
 
 def _unprinted(value: mx.array) -> Callable[..., list[Any]]:
