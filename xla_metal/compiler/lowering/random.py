@@ -137,26 +137,25 @@ def _check(op: Operation) -> None:
 register_check(Op.RNG_BIT_GENERATOR, _check)
 
 
+def _philox(state: mx.array, count: int, wide: bool) -> tuple[mx.array, mx.array]:
+    """(count u64 bits if wide, else u32 bits, flat; the new state)."""
+    words, new_state = _blocks(state, -(-(count * (2 if wide else 1)) // 4))
+    if wide:
+        words = [words[0].astype(_U64) | (words[1].astype(_U64) << _c64(32)),
+                 words[2].astype(_U64) | (words[3].astype(_U64) << _c64(32))]
+    return mx.stack(words, axis=1).reshape(-1)[:count], new_state
+
+
 @lowering(Op.RNG_BIT_GENERATOR)
 def _rng_bit_generator(ctx, op: Operation, state: mx.array) -> Sequence[Any]:
     t = op.results[1].type
     assert isinstance(t, TensorType)
-    count = math.prod(t.shape)
     wide = t.dtype in ("uint64", "int64")
-    target = _TARGET[t.dtype]
     if op.attrs.get("rng_algorithm", "DEFAULT") == "THREE_FRY":
         numbers, new_state = _threefry(state, tuple(t.shape), wide)
-        if target.size in _NARROW:
-            numbers = numbers.astype(_NARROW[target.size])  # keeps the low bits
-        return [new_state, numbers.view(target)]
-    n = -(-(count * (2 if wide else 1)) // 4)
-    words, new_state = _blocks(state, n)
-    if wide:
-        pairs = [words[0].astype(_U64) | (words[1].astype(_U64) << _c64(32)),
-                 words[2].astype(_U64) | (words[3].astype(_U64) << _c64(32))]
-        numbers = mx.stack(pairs, axis=1).reshape(-1)[:count]
     else:
-        numbers = mx.stack(words, axis=1).reshape(-1)[:count]
+        numbers, new_state = _philox(state, math.prod(t.shape), wide)
+    target = _TARGET[t.dtype]
     if target.size in _NARROW:
         numbers = numbers.astype(_NARROW[target.size])  # keeps the low bits
     return [new_state, numbers.view(target).reshape(t.shape)]
