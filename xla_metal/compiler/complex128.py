@@ -33,6 +33,8 @@ from .lowering.float64_math import exp as _exp_real
 from .lowering.float64_math import sin_cos as _sin_cos
 from .lowering.linalg_complex128 import cholesky as _cholesky
 from .lowering.linalg_complex128 import triangular_solve as _triangular_solve
+from .lowering.pairs import Parts, pair, parts
+from .lowering.pairs import multiply as _mul
 from .lowering.regions import combiner
 
 NAME = "complex128"
@@ -48,15 +50,7 @@ def _is_pair(v: Value) -> bool:
 
 
 # ------------------------------------------------------------------------------ values
-
-
-def pair(re: mx.array, im: mx.array) -> mx.array:
-    re, im = mx.broadcast_arrays(re.astype(mx.float64), im.astype(mx.float64))
-    return mx.stack([re, im], axis=-1)
-
-
-def parts(z: mx.array) -> tuple[mx.array, mx.array]:
-    return z[..., 0], z[..., 1]
+# (pair and parts: lowering/pairs.py)
 
 
 def _real_copy(operation: Operation) -> Operation:
@@ -134,14 +128,7 @@ def _log_abs(a: mx.array, b: mx.array) -> mx.array:
 
 
 # ------------------------------------------------------------------ complex functions
-# Each takes and gives (re, im) pairs of float64 arrays.
-
-Parts = tuple[mx.array, mx.array]
-
-
-def _mul(x: Parts, y: Parts) -> Parts:
-    (a, b), (c, d) = x, y
-    return a * c - b * d, a * d + b * c
+# Each takes and gives (re, im) pairs of float64 arrays (_mul: pairs.multiply).
 
 
 def _div(x: Parts, y: Parts) -> Parts:

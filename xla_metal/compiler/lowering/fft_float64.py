@@ -23,18 +23,18 @@ import mlx.core as mx
 import numpy as np
 
 from ..ir import Operation, TensorType
+from .pairs import Parts, multiply, pair, parts
 
 DIRECT_MAX = 64  # axes at most this long: one DFT matmul (the split saves nothing below)
 
-Full = tuple[mx.array, mx.array]  # (real part, imaginary part)
-Parts = tuple[mx.array, mx.array | None]  # the same; None: an imaginary part of 0
+PartsOrReal = tuple[mx.array, mx.array | None]  # Parts; None: an imaginary part of 0
 
 
 def _wide(values: np.ndarray) -> mx.array:
     return mx.array(values, dtype=mx.float64)  # (mx.array alone makes float32 of float64)
 
 
-def _turns(numerators: np.ndarray, n: int, sign: int) -> Full:
+def _turns(numerators: np.ndarray, n: int, sign: int) -> Parts:
     """cos and sin of sign * 2 pi * m / n for integers m (reduced mod n first: exact)."""
     angle = sign * 2 * np.pi * (np.asarray(numerators, np.int64) % n) / n
     return _wide(np.cos(angle)), _wide(np.sin(angle))
@@ -43,24 +43,22 @@ def _turns(numerators: np.ndarray, n: int, sign: int) -> Full:
 # Constants are made once per length: a plan that is not mx.compile'd runs its rules on every
 # call.
 @functools.lru_cache(maxsize=64)
-def _dft_matrix(n: int, sign: int) -> Full:
+def _dft_matrix(n: int, sign: int) -> Parts:
     return _turns(np.outer(np.arange(n), np.arange(n)), n, sign)
 
 
 @functools.lru_cache(maxsize=64)
-def _twiddles(n1: int, n2: int, sign: int) -> Full:
+def _twiddles(n1: int, n2: int, sign: int) -> Parts:
     return _turns(np.outer(np.arange(n1), np.arange(n2)), n1 * n2, sign)
 
 
-def _times(x: Parts, c: mx.array, s: mx.array) -> Full:
+def _times(x: PartsOrReal, c: mx.array, s: mx.array) -> Parts:
     """x * (c + i s)."""
     a, b = x
-    if b is None:
-        return a * c, a * s
-    return a * c - b * s, a * s + b * c
+    return (a * c, a * s) if b is None else multiply((a, b), (c, s))
 
 
-def _direct(x: Parts, sign: int) -> Full:
+def _direct(x: PartsOrReal, sign: int) -> Parts:
     c, s = _dft_matrix(x[0].shape[-1], sign)
     a, b = x
     if b is None:
@@ -80,7 +78,7 @@ def _t(a: mx.array) -> mx.array:
     return mx.swapaxes(a, -1, -2)
 
 
-def _four_step(x: Parts, n1: int, sign: int) -> Full:
+def _four_step(x: PartsOrReal, n1: int, sign: int) -> Parts:
     """x[j1 + n1 j2] -> X[k2 + n2 k1], as [.., j2, j1] -> (n2-point) -> twiddles -> (n1-point)."""
     (a, b), lead, n = x, x[0].shape[:-1], x[0].shape[-1]
     n2 = n // n1
@@ -105,7 +103,7 @@ def _chirp(n: int, sign: int) -> tuple[mx.array, mx.array, mx.array, mx.array]:
             _wide(spectrum.imag))
 
 
-def _bluestein(x: Parts, sign: int) -> Full:
+def _bluestein(x: PartsOrReal, sign: int) -> Parts:
     """jk = (j^2 + k^2 - (k - j)^2) / 2, so X[k] = c[k] sum_j x[j] c[j] conj(c[k - j]) with
     the chirp c: a circular convolution at a power-of-two length M >= 2n - 1."""
     n = x[0].shape[-1]
@@ -118,7 +116,7 @@ def _bluestein(x: Parts, sign: int) -> Full:
     return _times((re[..., :n] / m, im[..., :n] / m), chirp_c, chirp_s)
 
 
-def _last_axis(x: Parts, sign: int) -> Full:
+def _last_axis(x: PartsOrReal, sign: int) -> Parts:
     """The unnormalized DFT of x along its last axis (sign -1: forward, +1: inverse)."""
     n = x[0].shape[-1]
     if n <= DIRECT_MAX:
@@ -127,7 +125,7 @@ def _last_axis(x: Parts, sign: int) -> Full:
     return _four_step(x, n1, sign) if n1 > 1 else _bluestein(x, sign)
 
 
-def _along(x: Parts, axis: int, sign: int) -> Full:
+def _along(x: PartsOrReal, axis: int, sign: int) -> Parts:
     a, b = x
     moved = mx.moveaxis(a, axis, -1), None if b is None else mx.moveaxis(b, axis, -1)
     re, im = _last_axis(moved, sign)
@@ -151,8 +149,8 @@ def fft(ctx: Any, op: Operation, x: mx.array) -> list[mx.array]:
         y = re[..., :keep], im[..., :keep]
         for axis in axes[:-1]:
             y = _along(y, axis, -1)
-        return [mx.stack(list(y), axis=-1)]
-    z: Full = (x[..., 0], x[..., 1])
+        return [pair(*y)]
+    z = parts(x)
     sign = -1 if kind == "FFT" else 1
     for axis in axes if kind != "IRFFT" else axes[:-1]:
         z = _along(z, axis, sign)
@@ -167,7 +165,7 @@ def fft(ctx: Any, op: Operation, x: mx.array) -> list[mx.array]:
     if kind == "IFFT":
         scale = math.prod(lengths)
         re, im = re / scale, im / scale
-    return [mx.stack([re, im], axis=-1)]
+    return [pair(re, im)]
 
 
 __all__ = ["fft"]

@@ -54,8 +54,8 @@ from .linalg_base import (
     _attr_int,
     _backend_config,
     _check_dtypes,
-    _complex_to_real_embedding,
     _conj,
+    _embed_parts,
     _empty_results,
     _eye,
     _has_empty,
@@ -63,7 +63,6 @@ from .linalg_base import (
     _mH,
     _mT,
     _nan_unless,
-    _real_embedding_to_complex,
     _result_type,
     _sanitize,
 )
@@ -88,16 +87,29 @@ def cholesky(a: mx.array, lower: bool = True) -> mx.array:
 
 
 def _cholesky_complex(a: mx.array, lower: bool) -> mx.array:
-    n = a.shape[-1]
-    tri = mx.tril(a) if lower else _mH(mx.triu(a))  # the triangle LAPACK reads, as lower
-    strict = mx.tril(tri, k=-1)
-    diag = mx.real(mx.diagonal(tri, axis1=-2, axis2=-1)).astype(mx.complex64)
-    hermitian = strict + _mH(strict) + diag[..., None] * _eye(n, n, (), mx.complex64)
-    factor = mx.linalg.cholesky(_complex_to_real_embedding(hermitian), stream=CPU)
+    re, im, ok = cholesky_of_parts(mx.real(a), mx.imag(a), lower)
+    return _nan_unless(ok, re + 1j * im.astype(mx.complex64), 2)
+
+
+def cholesky_of_parts(re: mx.array, im: mx.array,
+                      lower: bool) -> tuple[mx.array, mx.array, mx.array]:
+    """(real part, imaginary part, ok) of the Cholesky factor of the Hermitian matrix read from
+    the `lower` (or upper) triangle of re + i im, through its real embedding (complex64's
+    parts are float32, complex128's float64); ok is False where it is not positive definite."""
+    if not lower:  # the upper triangle LAPACK reads, as a lower one (conjugate transpose)
+        re, im = _mT(re), -_mT(im)
+    n = re.shape[-1]
+    strict_re, strict_im = mx.tril(re, k=-1), mx.tril(im, k=-1)
+    diag = mx.diagonal(re, axis1=-2, axis2=-1)[..., None]  # a Hermitian diagonal is real
+    hermitian_re = strict_re + _mT(strict_re) + diag * _eye(n, n, (), re.dtype)
+    hermitian_im = strict_im - _mT(strict_im)
+    factor = mx.tril(mx.linalg.cholesky(_embed_parts(hermitian_re, hermitian_im), stream=CPU))
+    # every diagonal entry is a positive square root unless potrf stopped
     ok = mx.all(mx.diagonal(factor, axis1=-2, axis2=-1) > 0, axis=-1)
-    result = _real_embedding_to_complex(mx.tril(factor))
-    result = result if lower else _mH(result)
-    return _nan_unless(ok, result, 2)
+    l_re, l_im = factor[..., ::2, ::2], factor[..., 1::2, ::2]
+    if not lower:
+        l_re, l_im = _mT(l_re), -_mT(l_im)
+    return l_re, l_im, ok
 
 
 @lowering(Op.CHOLESKY)

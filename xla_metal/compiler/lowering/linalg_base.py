@@ -121,25 +121,14 @@ def _attr_int(config: dict[str, Any], name: str, default: int = 0) -> int:
     return int(value)
 
 
-def _complex_to_real_embedding(a: mx.array) -> mx.array:
-    """(..., n, n) complex -> (..., 2n, 2n) real with 2x2 blocks [[re, -im], [im, re]]."""
-    return _embed_parts(mx.real(a), mx.imag(a))
-
-
 def _embed_parts(re: mx.array, im: mx.array) -> mx.array:
-    """_complex_to_real_embedding of the matrix re + i im."""
+    """The real embedding of the complex matrix re + i im: (..., n, n) parts -> (..., 2n, 2n)
+    real with 2x2 blocks [[re, -im], [im, re]]."""
     top = mx.stack([re, -im], axis=-1)      # (..., n, n, 2)
     bottom = mx.stack([im, re], axis=-1)    # (..., n, n, 2)
     blocks = mx.stack([top, bottom], axis=-3)  # (..., n, 2, n, 2)
     n = re.shape[-1]
     return blocks.reshape(*re.shape[:-2], 2 * n, 2 * n)
-
-
-def _real_embedding_to_complex(m: mx.array) -> mx.array:
-    """Inverse of _complex_to_real_embedding (reads the first column of each 2x2 block)."""
-    re = m[..., ::2, ::2]
-    im = m[..., 1::2, ::2]
-    return re + 1j * im.astype(mx.complex64)
 
 
 # ----------------------------------------------------------------------------- dtype check

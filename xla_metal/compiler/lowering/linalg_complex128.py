@@ -13,54 +13,25 @@ float64, through the exact real embedding of a complex matrix (2x2 blocks [[x, -
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import mlx.core as mx
 
 from ..ir import Operation
-from .linalg import _forward_substitution
-from .linalg_base import CPU, _embed_parts, _mT
-
-Full = tuple[mx.array, mx.array]  # (real part, imaginary part), float64
-
-
-def _parts(z: mx.array) -> Full:
-    return z[..., 0], z[..., 1]
-
-
-def _pair(re: mx.array, im: mx.array) -> mx.array:
-    return mx.stack([re, im], axis=-1)
+from .linalg import _forward_substitution, cholesky_of_parts
+from .linalg_base import _embed_parts, _eye, _mT, _nan_unless
+from .pairs import multiply, pair, parts
 
 
 def _diagonal(x: mx.array) -> mx.array:
     return mx.diagonal(x, axis1=-2, axis2=-1)
 
 
-def _eye(n: int) -> mx.array:
-    return mx.eye(n, dtype=mx.float64)
-
-
 def cholesky(ctx: Any, op: Operation, a: mx.array) -> list[mx.array]:
     if a.size == 0:
         return [a]
-    lower = bool(op.attrs.get("lower", False))
-    re, im = _parts(a)
-    if not lower:  # the upper triangle LAPACK reads, as a lower one (conjugate transpose)
-        re, im = _mT(re), -_mT(im)
-    n = re.shape[-1]
-    strict_re, strict_im = mx.tril(re, k=-1), mx.tril(im, k=-1)
-    hermitian_re = strict_re + _mT(strict_re) + _diagonal(re)[..., None] * _eye(n)
-    hermitian_im = strict_im - _mT(strict_im)  # a Hermitian diagonal is real
-    factor = mx.tril(mx.linalg.cholesky(_embed_parts(hermitian_re, hermitian_im), stream=CPU))
-    # every diagonal entry is a positive square root unless potrf stopped (not positive
-    # definite): then the result is NaN, as on JAX's CPU backend
-    ok = mx.all(_diagonal(factor) > 0, axis=-1)
-    l_re, l_im = factor[..., ::2, ::2], factor[..., 1::2, ::2]
-    if not lower:
-        l_re, l_im = _mT(l_re), -_mT(l_im)
-    nan = mx.array(math.nan, dtype=mx.float64)
-    return [mx.where(ok[..., None, None, None], _pair(l_re, l_im), nan)]
+    re, im, ok = cholesky_of_parts(*parts(a), bool(op.attrs.get("lower", False)))
+    return [_nan_unless(ok, pair(re, im), 3)]  # NaN where not positive definite, as on CPU
 
 
 def triangular_solve(ctx: Any, op: Operation, a: mx.array, b: mx.array) -> list[mx.array]:
@@ -70,7 +41,7 @@ def triangular_solve(ctx: Any, op: Operation, a: mx.array, b: mx.array) -> list[
     left_side = bool(op.attrs.get("left_side", False))
     lower = bool(op.attrs.get("lower", False))
     transpose_a = str(op.attrs.get("transpose_a", "NO_TRANSPOSE"))
-    (ar, ai), (br, bi) = _parts(a), _parts(b)
+    (ar, ai), (br, bi) = parts(a), parts(b)
     if transpose_a in ("TRANSPOSE", "ADJOINT"):
         ar, ai, lower = _mT(ar), _mT(ai) if transpose_a == "TRANSPOSE" else -_mT(ai), not lower
     if not left_side:  # X A = B  <=>  A^T X^T = B^T
@@ -84,9 +55,10 @@ def triangular_solve(ctx: Any, op: Operation, a: mx.array, b: mx.array) -> list[
         dr, di = _diagonal(ar)[..., None], _diagonal(ai)[..., None]
         size = dr * dr + di * di
         inv_r, inv_i = dr / size, -di / size
-        ar, ai = ar * inv_r - ai * inv_i, ar * inv_i + ai * inv_r
-        br, bi = br * inv_r - bi * inv_i, br * inv_i + bi * inv_r
-    ai = ai * (1 - _eye(n))  # a unit diagonal: its imaginary part is read below the diagonal
+        ar, ai = multiply((ar, ai), (inv_r, inv_i))
+        br, bi = multiply((br, bi), (inv_r, inv_i))
+    # a unit diagonal: its imaginary part is read below the diagonal
+    ai = ai * (1 - _eye(n, n, (), mx.float64))
     rows = mx.stack([br, bi], axis=-2).reshape(*br.shape[:-2], 2 * n, k)
     x = _forward_substitution(_embed_parts(ar, ai), rows, unit_diagonal=True)
     x = x.reshape(*br.shape[:-2], n, 2, k)
@@ -95,7 +67,7 @@ def triangular_solve(ctx: Any, op: Operation, a: mx.array, b: mx.array) -> list[
         xr, xi = xr[..., ::-1, :], xi[..., ::-1, :]
     if not left_side:
         xr, xi = _mT(xr), _mT(xi)
-    return [_pair(xr, xi)]
+    return [pair(xr, xi)]
 
 
 __all__ = ["cholesky", "triangular_solve"]
