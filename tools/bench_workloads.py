@@ -48,6 +48,13 @@ def _jax_runner(step, state, batch, device, losses):
         jax.block_until_ready((state, loss))
         if not losses:
             losses.append(float(loss))
+
+    def pipelined(steps):  # as a training loop runs: waits once, after `steps` steps
+        nonlocal state
+        for _ in range(steps):
+            state, loss = step(state, *batch)
+        jax.block_until_ready((state, loss))
+    run.pipelined = pipelined
     return run
 
 
@@ -62,6 +69,14 @@ def _mlx_runner(step, state, batch, losses):
         mx.eval(state, loss)
         if not losses:
             losses.append(loss.item())
+
+    def pipelined(steps):  # MLX's way to run ahead: async_eval each step, wait at the end
+        nonlocal state
+        for _ in range(steps):
+            state, loss = step(state, *batch)
+            mx.async_eval(state, loss)
+        mx.eval(state, loss)
+    run.pipelined = pipelined
     return run
 
 
