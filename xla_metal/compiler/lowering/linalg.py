@@ -29,7 +29,7 @@ runs where MLX has it (its CPU stream).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import mlx.core as mx
@@ -143,28 +143,46 @@ def _forward_substitution(a: mx.array, b: mx.array, unit_diagonal: bool) -> mx.a
     return mx.concatenate(done, axis=-2) if len(done) > 1 else done[0]
 
 
+Pieces = tuple[mx.array, ...]  # one array, or complex128's (real, imaginary) pair
+
+
+def solve_as_lower_left(a: Pieces, b: Pieces, *, left_side: bool, lower: bool, transpose_a: str,
+                        conjugate: Callable[[Pieces], Pieces],
+                        solve: Callable[[Pieces, Pieces], Pieces]) -> Pieces:
+    """StableHLO triangular_solve's X, from `solve`(A, B) of tril(A) X = B: op(A) X = B
+    (left_side) or X op(A) = B, op(A) one of A, A^T, A^H, reading only A's `lower` (or upper)
+    triangle. Each value is given as pieces, every step applied to each piece alike (except
+    `conjugate`): one array, or complex128's pair (lowering/linalg_complex128.py)."""
+    def each(f: Callable[[mx.array], mx.array], values: Pieces) -> Pieces:
+        return tuple(map(f, values))
+
+    if transpose_a in ("TRANSPOSE", "ADJOINT"):
+        a, lower = each(_mT, a), not lower
+        if transpose_a == "ADJOINT":
+            a = conjugate(a)
+    if not left_side:  # X A = B  <=>  A^T X^T = B^T
+        a, b, lower = each(_mT, a), each(_mT, b), not lower
+    if not lower:  # reverse the order of the unknowns: upper becomes lower
+        a, b = each(lambda v: v[..., ::-1, ::-1], a), each(lambda v: v[..., ::-1, :], b)
+    x = solve(a, b)
+    if not lower:
+        x = each(lambda v: v[..., ::-1, :], x)
+    return x if left_side else each(_mT, x)
+
+
 def triangular_solve(a: mx.array, b: mx.array, *, left_side: bool, lower: bool,
                      unit_diagonal: bool, transpose_a: str) -> mx.array:
-    """StableHLO triangular_solve: op(A) X = B (left_side) or X op(A) = B, op(A) one of A,
-    A^T, A^H; only the `lower` (or upper) triangle of A is read."""
+    """StableHLO triangular_solve of a real or complex64 A (solve_as_lower_left)."""
     if _has_empty(a, b):
         return b
-    if transpose_a in ("TRANSPOSE", "ADJOINT"):
-        a = _mT(a)
-        if transpose_a == "ADJOINT":
-            a = _conj(a)
-        lower = not lower
-    if not left_side:  # X A = B  <=>  A^T X^T = B^T
-        a, b, lower = _mT(a), _mT(b), not lower
-    if not lower:  # reverse the order of the unknowns: upper becomes lower
-        a, b = a[..., ::-1, ::-1], b[..., ::-1, :]
-    if a.dtype != b.dtype:
-        a = a.astype(b.dtype)
-    x = _forward_substitution(a, b, unit_diagonal)
-    if not lower:
-        x = x[..., ::-1, :]
-    if not left_side:
-        x = _mT(x)
+
+    def solve(a: Pieces, b: Pieces) -> Pieces:
+        lhs = a[0] if a[0].dtype == b[0].dtype else a[0].astype(b[0].dtype)
+        return (_forward_substitution(lhs, b[0], unit_diagonal),)
+
+    (x,) = solve_as_lower_left((a,), (b,), left_side=left_side, lower=lower,
+                               transpose_a=transpose_a, conjugate=lambda v: (_conj(v[0]),),
+                               solve=solve)
     return x
 
 

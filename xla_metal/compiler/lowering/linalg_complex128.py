@@ -18,8 +18,8 @@ from typing import Any
 import mlx.core as mx
 
 from ..ir import Operation
-from .linalg import _forward_substitution, cholesky_of_parts
-from .linalg_base import _embed_parts, _eye, _mT, _nan_unless
+from .linalg import Pieces, _forward_substitution, cholesky_of_parts, solve_as_lower_left
+from .linalg_base import _embed_parts, _eye, _nan_unless
 from .pairs import multiply, pair, parts
 
 
@@ -38,35 +38,30 @@ def triangular_solve(ctx: Any, op: Operation, a: mx.array, b: mx.array) -> list[
     """op(A) X = B (left_side) or X op(A) = B, reading only A's `lower` (or upper) triangle."""
     if a.size == 0 or b.size == 0:
         return [b]
-    left_side = bool(op.attrs.get("left_side", False))
-    lower = bool(op.attrs.get("lower", False))
-    transpose_a = str(op.attrs.get("transpose_a", "NO_TRANSPOSE"))
-    (ar, ai), (br, bi) = parts(a), parts(b)
-    if transpose_a in ("TRANSPOSE", "ADJOINT"):
-        ar, ai, lower = _mT(ar), _mT(ai) if transpose_a == "TRANSPOSE" else -_mT(ai), not lower
-    if not left_side:  # X A = B  <=>  A^T X^T = B^T
-        ar, ai, br, bi, lower = _mT(ar), _mT(ai), _mT(br), _mT(bi), not lower
-    if not lower:  # reverse the order of the unknowns: upper becomes lower
-        ar, ai = ar[..., ::-1, ::-1], ai[..., ::-1, ::-1]
-        br, bi = br[..., ::-1, :], bi[..., ::-1, :]
-    n, k = br.shape[-2:]
-    ar, ai = mx.tril(ar), mx.tril(ai)
-    if not bool(op.attrs.get("unit_diagonal", False)):  # divide each row by its pivot
-        dr, di = _diagonal(ar)[..., None], _diagonal(ai)[..., None]
-        size = dr * dr + di * di
-        inv_r, inv_i = dr / size, -di / size
-        ar, ai = multiply((ar, ai), (inv_r, inv_i))
-        br, bi = multiply((br, bi), (inv_r, inv_i))
-    # a unit diagonal: its imaginary part is read below the diagonal
-    ai = ai * (1 - _eye(n, n, (), mx.float64))
-    rows = mx.stack([br, bi], axis=-2).reshape(*br.shape[:-2], 2 * n, k)
-    x = _forward_substitution(_embed_parts(ar, ai), rows, unit_diagonal=True)
-    x = x.reshape(*br.shape[:-2], n, 2, k)
-    xr, xi = x[..., 0, :], x[..., 1, :]
-    if not lower:
-        xr, xi = xr[..., ::-1, :], xi[..., ::-1, :]
-    if not left_side:
-        xr, xi = _mT(xr), _mT(xi)
+    unit_diagonal = bool(op.attrs.get("unit_diagonal", False))
+
+    def solve(a: Pieces, b: Pieces) -> Pieces:  # tril(A) X = B
+        (ar, ai), (br, bi) = a, b
+        n, k = br.shape[-2:]
+        ar, ai = mx.tril(ar), mx.tril(ai)
+        if not unit_diagonal:  # divide each row by its pivot
+            dr, di = _diagonal(ar)[..., None], _diagonal(ai)[..., None]
+            size = dr * dr + di * di
+            inv_r, inv_i = dr / size, -di / size
+            ar, ai = multiply((ar, ai), (inv_r, inv_i))
+            br, bi = multiply((br, bi), (inv_r, inv_i))
+        # a unit diagonal: its imaginary part is read below the diagonal
+        ai = ai * (1 - _eye(n, n, (), mx.float64))
+        rows = mx.stack([br, bi], axis=-2).reshape(*br.shape[:-2], 2 * n, k)
+        x = _forward_substitution(_embed_parts(ar, ai), rows, unit_diagonal=True)
+        x = x.reshape(*br.shape[:-2], n, 2, k)
+        return x[..., 0, :], x[..., 1, :]
+
+    xr, xi = solve_as_lower_left(
+        parts(a), parts(b), left_side=bool(op.attrs.get("left_side", False)),
+        lower=bool(op.attrs.get("lower", False)),
+        transpose_a=str(op.attrs.get("transpose_a", "NO_TRANSPOSE")),
+        conjugate=lambda v: (v[0], -v[1]), solve=solve)
     return [pair(xr, xi)]
 
 
