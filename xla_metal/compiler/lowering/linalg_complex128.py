@@ -8,7 +8,8 @@ float64, through the exact real embedding of a complex matrix (2x2 blocks [[x, -
   triangle has a unit diagonal and embeds as a real unit triangle (its 2x2 diagonal blocks
   are identities); X's and B's rows interleave as (real, imaginary) rows, and the float64
   blocked substitution of lowering/linalg.py solves that. A zero pivot gives inf/NaN, as
-  LAPACK's trsm does.
+  LAPACK's trsm does. The transposed, adjoint, right-side and upper cases reduce to that one
+  as for real matrices (linalg.solve_as_lower_left, on the pair's two parts).
 """
 
 from __future__ import annotations
