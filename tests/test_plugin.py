@@ -213,6 +213,32 @@ def test_donation_gives_up_the_argument_and_stays_correct(metal: jax.Device) -> 
     assert x.is_deleted() and not y.is_deleted()
 
 
+@pytest.mark.parametrize("size", [8, 1 << 20])  # run inline, and asynchronously
+def test_donated_memory_holds_the_result(metal: jax.Device, size: int) -> None:
+    # MLX writes a result into an input's memory only when nothing else holds that input:
+    # Execute must not keep a reference of its own while MLX evaluates.
+    made = jax.jit(lambda a: a + 0.5)(jax.device_put(np.ones(size, np.float32), metal))
+    address = made.unsafe_buffer_pointer()
+    step = jax.jit(lambda a: a * 2.0 + 1.0, donate_argnums=0)
+    out = step(made)
+    assert out.unsafe_buffer_pointer() == address
+    again = step(out)
+    assert again.unsafe_buffer_pointer() == address
+    np.testing.assert_array_equal(np.asarray(again), np.full(size, 9.0, np.float32))
+
+
+def test_donated_array_held_by_another_buffer_is_not_overwritten(metal: jax.Device) -> None:
+    def twice(a: jax.Array) -> tuple[jax.Array, jax.Array]:
+        b = a + 0.5
+        return b, b  # two results that may hold the very same MLX array
+
+    first, second = jax.jit(twice)(jax.device_put(np.arange(1 << 16, dtype=np.float32), metal))
+    out = jax.jit(lambda a: a * 2.0, donate_argnums=0)(first)
+    expected = np.arange(1 << 16, dtype=np.float32) + 0.5
+    np.testing.assert_array_equal(np.asarray(out), expected * 2)
+    np.testing.assert_array_equal(np.asarray(second), expected)
+
+
 def test_same_array_donated_and_passed_again_is_refused(metal: jax.Device) -> None:
     # As on JAX's CPU backend: a donated buffer's memory may hold results, so it cannot also
     # be read as another argument of the same call. The buffer itself is left untouched.

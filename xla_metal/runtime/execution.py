@@ -166,6 +166,9 @@ def execute(exe: Any, args: Any, handles: dict[int, Any], give_up: Any,
     inline = SYNCHRONOUS or exe.inline
     with graph_lock, mx.stream(exe.client.device):
         outputs = exe.run(*inputs)
+        # MLX writes a result into an input's memory only if nothing else holds the input:
+        # with this list gone, a donated argument's array is held by the graph alone.
+        del inputs
         marked = not inline and not waits_by_stream(exe.client.device)
         marker = evaluate(outputs, asynchronous=not inline, marked=marked)
         if not inline:
