@@ -61,3 +61,6 @@ def add_size_arguments(parser: argparse.ArgumentParser) -> None:
                         help="default 32 on cpu, 128 on gpu")
     parser.add_argument("--gru-steps", type=int, default=256)
     parser.add_argument("--gru-batch", type=int, default=16)
+    parser.add_argument("--no-donate", dest="donate", action="store_false",
+                        help="JAX's steps keep their state (by default they donate it, as a "
+                             "training loop does; native MLX's step updates its state in place)")

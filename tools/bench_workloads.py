@@ -38,7 +38,9 @@ def _normal(rng, shape, fan_in):
     return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
 
 
-def _jax_runner(step, state, batch, device, losses):
+def _jax_runner(step, state, batch, device, losses, donate):
+    if donate:  # the state's memory may hold the next state, as a training loop lets it
+        step = jax.jit(step, donate_argnums=0)
     state = jax.device_put(state, device)
     batch = jax.device_put(batch, device)
 
@@ -80,14 +82,14 @@ def _mlx_runner(step, state, batch, losses):
     return run
 
 
-def _three(title, jax_step, jax_state, mlx_step, mlx_state, batch) -> Workload:
+def _three(title, jax_step, jax_state, mlx_step, mlx_state, batch, donate) -> Workload:
     w = Workload(title, {})
     w.losses = {c: [] for c in ("metal", "mlx", "cpu")}
     w.runners["metal"] = _jax_runner(jax_step, jax_state, batch, jax.devices("metal")[0],
-                                     w.losses["metal"])
+                                     w.losses["metal"], donate)
     w.runners["mlx"] = _mlx_runner(mlx_step, mlx_state, batch, w.losses["mlx"])
     w.runners["cpu"] = _jax_runner(jax_step, jax_state, batch, jax.devices("cpu")[0],
-                                   w.losses["cpu"])
+                                   w.losses["cpu"], donate)
     return w
 
 
@@ -99,7 +101,7 @@ def mlp(args) -> Workload:
     batch = (rng.standard_normal((n, width)).astype(np.float32),
              rng.standard_normal((n, width)).astype(np.float32))
     return _three(f"MLP 4x{width}, batch {n}, SGD", jm.mlp_step, params, mm.mlp_step,
-                  params, batch)
+                  params, batch, args.donate)
 
 
 def _adam_state(params):
@@ -129,7 +131,7 @@ def lm(args) -> Workload:
     state = _adam_state(params)
     jax_step = lambda s, x, y: jm.lm_step_jit(s, x, y, heads)  # noqa: E731
     return _three(f"Transformer LM d={d} L={layers} H={heads} seq {t} batch {b}, AdamW",
-                  jax_step, state, mm.make_lm_step(heads), state, batch)
+                  jax_step, state, mm.make_lm_step(heads), state, batch, args.donate)
 
 
 def resnet_params(rng):
@@ -175,7 +177,7 @@ def resnet(args) -> Workload:
     params, strides, batch = _resnet_inputs(args)
     jax_step = lambda p, x, y: jm.resnet_step_jit(p, x, y, strides)  # noqa: E731
     return _three(f"ResNet-18 CIFAR 32x32, batch {args.resnet_batch}, SGD", jax_step, params,
-                  mm.make_resnet_step(strides), _mlx_conv_layout(params), batch)
+                  mm.make_resnet_step(strides), _mlx_conv_layout(params), batch, args.donate)
 
 
 def gru_inputs(args):
@@ -191,7 +193,7 @@ def gru_inputs(args):
 def gru(args) -> Workload:
     params, xs = gru_inputs(args)
     return _three(f"GRU 256 scan {args.gru_steps} steps, batch {args.gru_batch}, fwd+bwd",
-                  jm.gru_step, params, mm.gru_step, params, (xs,))
+                  jm.gru_step, params, mm.gru_step, params, (xs,), args.donate)
 
 
 WORKLOADS = {"mlp": mlp, "lm": lm, "resnet": resnet, "gru": gru}
