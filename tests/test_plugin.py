@@ -227,6 +227,15 @@ def test_donated_memory_holds_the_result(metal: jax.Device, size: int) -> None:
     np.testing.assert_array_equal(np.asarray(again), np.full(size, 9.0, np.float32))
 
 
+def test_donating_a_transferred_array_leaves_the_host_array_alone(metal: jax.Device) -> None:
+    # A result may be written into a donated buffer's memory: that memory must be the
+    # buffer's own, never the host array it was made from.
+    host = np.ones(1 << 16, np.float32)
+    out = jax.jit(lambda a: a * 5.0, donate_argnums=0)(jax.device_put(host, metal))
+    np.testing.assert_array_equal(np.asarray(out), np.full(1 << 16, 5.0, np.float32))
+    np.testing.assert_array_equal(host, np.ones(1 << 16, np.float32))
+
+
 def test_donated_array_held_by_another_buffer_is_not_overwritten(metal: jax.Device) -> None:
     def twice(a: jax.Array) -> tuple[jax.Array, jax.Array]:
         b = a + 0.5
