@@ -105,8 +105,9 @@ def main() -> None:
                 runs[contender](args.steps)
                 wall = time.perf_counter() - start
                 samples[contender].append(wall / args.steps)
-                split[contender].append({k: v / args.steps for k, v in
-                                         phases(contender, _clock, wall).items()})
+                if args.phases:
+                    split[contender].append({k: v / args.steps for k, v in
+                                             phases(contender, _clock, wall).items()})
         native = statistics.median(samples["native"])
         print(f"{name}: ms per step, {args.steps} steps then one wait, medians of "
               f"{args.rounds} rounds")
