@@ -529,3 +529,45 @@ def test_callbacks_work_with_metal_as_the_only_platform() -> None:
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.splitlines()[-2:] == ["x=[1. 2.]",
                                             "metal ['ndarray'] [4.0, 6.0]"]
+
+
+# A callback of a program on JAX's CPU backend runs on one of XLA's worker threads; here it
+# runs a program on 'metal' there, on whichever worker XLA picks. Those threads end after
+# Python has shut down, and MLX's compile cache of each must hold no Python objects then
+# (compiler/plan.py, PerThreadCompiled). Before the fix three of four such processes aborted
+# at exit ("terminate called without an active exception"); three runs here.
+_CPU_CALLBACK_RUNS_METAL = """
+import jax, jax.numpy as jnp, numpy as np
+inner = jax.jit(lambda v: v * 2.0)
+def host(v):
+    return np.asarray(inner(jax.device_put(v, jax.devices("metal")[0]))) + 1.0
+def step(x, with_callback):
+    y = jnp.tanh(x) * 0.5 + 0.25
+    if with_callback:
+        y = jax.pure_callback(host, jax.ShapeDtypeStruct(y.shape, y.dtype), y)
+    return y
+f = jax.jit(step, static_argnums=1)
+x = jax.device_put(np.linspace(-2, 2, 64 * 64, dtype=np.float32).reshape(64, 64),
+                   jax.devices("cpu")[0])
+for i in range(40):
+    x = f(x, i % 2 == 1)
+print(np.asarray(x)[0, :4].tolist())
+"""
+
+
+def _cpu_steps_with_callbacks(x: np.ndarray) -> np.ndarray:
+    for i in range(40):
+        x = np.tanh(x) * 0.5 + 0.25
+        if i % 2 == 1:
+            x = x * 2 + 1
+    return x
+
+
+def test_a_cpu_programs_callback_that_runs_on_metal_exits_cleanly() -> None:
+    env = dict(os.environ, JAX_PLATFORMS="metal,cpu")
+    want = _cpu_steps_with_callbacks(np.linspace(-2, 2, 64 * 64, dtype=np.float32)[:4])
+    for _ in range(3):
+        out = subprocess.run([sys.executable, "-c", _CPU_CALLBACK_RUNS_METAL],
+                             capture_output=True, text=True, timeout=300, env=env)
+        assert out.returncode == 0, out.stderr[-3000:]
+        np.testing.assert_allclose(json.loads(out.stdout.splitlines()[-1]), want, rtol=1e-5)

@@ -203,6 +203,7 @@ def attach(address: int) -> None:
     """Fills the C++ bridge table at `address` with our callbacks."""
     global _table
     from . import runtime  # noqa: F401 - imported here so a bad install fails with its cause
+    from .compiler.plan import release_other_threads
     from .runtime import api, execution
 
     table = Bridge.from_address(address)
@@ -236,4 +237,9 @@ def attach(address: int) -> None:
         setattr(table, name, thunk)
     _table = table
     exiting = table.python_exiting
-    atexit.register(lambda: exiting())
+
+    def at_exit() -> None:
+        release_other_threads()  # while Python runs (compiler/plan.py says why)
+        exiting()
+
+    atexit.register(at_exit)

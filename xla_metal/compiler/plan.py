@@ -9,6 +9,7 @@ handed to mx.compile, which fuses its element-wise work.
 from __future__ import annotations
 
 import os
+import threading
 import weakref
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -37,15 +38,54 @@ _COMPLEX_FUSES = not (hasattr(mx, "cuda") and mx.cuda.is_available())
 TRACING = [0]
 
 
-def compiled(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """mx.compile(fn), with TRACING raised while MLX traces it."""
-    def traced(*args: Any) -> Any:
-        TRACING[0] += 1
-        try:
-            return fn(*args)
-        finally:
-            TRACING[0] -= 1
-    return mx.compile(traced)
+class PerThreadCompiled:
+    """mx.compile(fn), made anew on each thread that calls it, with TRACING raised while MLX
+    traces it.
+
+    Why per thread: MLX keeps what it compiled in a cache per thread, and a compiled function
+    erases its entries (which hold Python objects) only from the cache of the thread that made
+    it. Entries left in another thread's cache are freed when that thread ends, which needs
+    Python; a thread that ends after Python has shut down (a framework's worker thread that
+    ran a host callback executing on 'metal') then aborts the process. So each thread gets a
+    compiled function of its own, and release_other_threads() drops those of the other
+    threads while Python still runs (at exit). Keyed by the OS thread id, which is not
+    reused while it lives."""
+
+    __slots__ = ("traced", "by_thread", "__weakref__")
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        def traced(*args: Any) -> Any:
+            TRACING[0] += 1
+            try:
+                return fn(*args)
+            finally:
+                TRACING[0] -= 1
+        self.traced = traced
+        self.by_thread: dict[int, Callable[..., Any]] = {}
+        _PER_THREAD.add(self)
+
+    def __call__(self, *args: Any) -> Any:
+        thread = threading.get_native_id()
+        compiled_here = self.by_thread.get(thread)
+        if compiled_here is None:
+            compiled_here = self.by_thread[thread] = mx.compile(self.traced)
+        return compiled_here(*args)
+
+
+_PER_THREAD: weakref.WeakSet[PerThreadCompiled] = weakref.WeakSet()
+
+
+def compiled(fn: Callable[..., Any]) -> PerThreadCompiled:
+    return PerThreadCompiled(fn)
+
+
+def release_other_threads() -> None:
+    """Drops every compiled function made on a thread other than this one, so their entries
+    leave those threads' caches now (see PerThreadCompiled). Called at exit."""
+    here = threading.get_native_id()
+    for function in list(_PER_THREAD):
+        for thread in [t for t in function.by_thread if t != here]:
+            function.by_thread.pop(thread, None)
 
 
 class RuleContext:
