@@ -49,7 +49,8 @@ class PerThreadCompiled:
     ran a host callback executing on 'metal') then aborts the process. So each thread gets a
     compiled function of its own, and release_other_threads() drops those of the other
     threads while Python still runs (at exit). Keyed by the OS thread id, which is not
-    reused while it lives."""
+    reused while the thread lives; the function of a thread that has ended stays until this
+    object goes (small: what it compiled went with the thread's cache)."""
 
     __slots__ = ("traced", "by_thread", "__weakref__")
 
